@@ -1,0 +1,42 @@
+# Plain C build of the core (the Python package builds the same sources via cffi).
+#   make            -> build/librtransport.so and build/librtransport.a
+#   make test       -> pip install the test extra and run the suite (README's command)
+#   make sanitize   -> rebuild under ASan+UBSan and run the suite with it
+#   make fuzz       -> run the packet-decoder fuzzer for FUZZ_SECONDS (default 60)
+CC ?= gcc
+CFLAGS ?= -O2 -g
+WARN = -Wall -Wextra -Wshadow -Wno-unused-parameter
+RT_CFLAGS = -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Icsrc/include -Icsrc $(WARN)
+SRCS = $(sort $(wildcard csrc/*.c))
+OBJS = $(patsubst csrc/%.c,build/obj/%.o,$(SRCS))
+FUZZ_SECONDS ?= 60
+
+all: build/librtransport.so build/librtransport.a
+
+build/obj/%.o: csrc/%.c $(wildcard csrc/*.h) csrc/include/rtransport/rt.h
+	@mkdir -p build/obj
+	$(CC) $(RT_CFLAGS) $(CFLAGS) -c $< -o $@
+
+build/librtransport.so: $(OBJS)
+	$(CC) -shared -o $@ $(OBJS) -lpthread -lm
+
+build/librtransport.a: $(OBJS)
+	ar rcs $@ $(OBJS)
+
+test:
+	python3 -m pip install -q '.[test]' && python3 -m pytest -q tests
+
+sanitize:
+	RT_SANITIZE=1 python3 -m pip install -q --force-reinstall --no-deps . && \
+	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	python3 -m pytest -q -x tests; rc=$$?; \
+	python3 -m pip install -q --force-reinstall --no-deps . ; exit $$rc
+
+fuzz:
+	python3 tests/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS)
+
+clean:
+	rm -rf build
+
+.PHONY: all test sanitize fuzz clean

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The progress engine: the only place that reads the clock.
+ *
+ * One iteration (rt_engine_once) receives a batch, releases fault-held
+ * packets, sends ACKs, runs timers and transmits what windows allow.
+ * The thread busy-polls while there was activity in the last
+ * busy_poll_us, then sleeps in ppoll() on the receive socket and an
+ * eventfd until the next protocol timer.  While an application thread
+ * spins in rt_cq_wait() it drives the engine itself and the thread backs
+ * off, so a waiting process uses one core, not two.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+uint64_t rt_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Remove peers without work from the active list and run their timers. */
+static int run_peers(rt_ctx *ctx, uint64_t now)
+{
+	int work = 0;
+	struct rt_peer **pp = &ctx->active;
+	while (*pp) {
+		struct rt_peer *p = *pp;
+		rt_tx_timers(p, now);
+		work += rt_tx_push(p, now);
+		if (!rt_peer_has_work(p) && !p->ack_pending) {
+			p->active = false;
+			*pp = p->anext;
+			p->anext = NULL;
+			continue;
+		}
+		pp = &p->anext;
+	}
+	return work;
+}
+
+int rt_engine_once(rt_ctx *ctx, uint64_t now)
+{
+	ctx->now_us = now;
+	int work = 0;
+	for (int i = 0; i < 4; i++) {
+		int n = rt_io_recv(ctx, now);
+		work += n;
+		if (n < RT_RX_BATCH)
+			break;
+	}
+	if (ctx->fault.nheld)
+		work += rt_fault_release(ctx, now);
+	rt_rx_flush_acks(ctx, now);
+	work += run_peers(ctx, now);
+	rt_io_flush(ctx, now);
+	if (work)
+		ctx->last_activity_us = now;
+	return work;
+}
+
+int rt_ctx_progress(rt_ctx *ctx)
+{
+	if (!ctx)
+		return rt_seterr(RT_ERR_INVAL, "rt_ctx_progress: context is NULL");
+	pthread_mutex_lock(&ctx->lock);
+	int n = ctx->destroying ? 0 : rt_engine_once(ctx, rt_now_us());
+	pthread_mutex_unlock(&ctx->lock);
+	return n;
+}
+
+static uint64_t next_deadline(rt_ctx *ctx, uint64_t now)
+{
+	uint64_t t = now + 100000; /* wake at least every 100 ms */
+	for (struct rt_peer *p = ctx->active; p; p = p->anext) {
+		uint64_t d = rt_tx_next_timer(p, now);
+		if (d < t)
+			t = d;
+	}
+	if (ctx->fault.nheld) {
+		uint64_t d = rt_fault_next_us(&ctx->fault);
+		if (d < t)
+			t = d;
+	}
+	return t;
+}
+
+static void drain_evfd(int fd)
+{
+	uint64_t v;
+	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		;
+}
+
+static void *engine_main(void *arg)
+{
+	rt_ctx *ctx = arg;
+	struct pollfd pfd[2];
+	pfd[0].fd = ctx->io.fds[0];
+	pfd[0].events = POLLIN;
+	pfd[1].fd = ctx->io.evfd;
+	pfd[1].events = POLLIN;
+	while (!__atomic_load_n(&ctx->stop, __ATOMIC_ACQUIRE)) {
+		if (__atomic_load_n(&ctx->app_driving, __ATOMIC_ACQUIRE) > 0) {
+			/* an application thread is driving: stay out of its way */
+			struct timespec ts = { 0, 200000 };
+			ppoll(&pfd[1], 1, &ts, NULL);
+			drain_evfd(ctx->io.evfd);
+			continue;
+		}
+		uint64_t now = rt_now_us();
+		pthread_mutex_lock(&ctx->lock);
+		rt_engine_once(ctx, now);
+		bool spin = now - ctx->last_activity_us < ctx->cfg.busy_poll_us;
+		uint64_t deadline = spin ? now : next_deadline(ctx, now);
+		if (!spin)
+			__atomic_store_n(&ctx->sleeping, 1, __ATOMIC_RELEASE);
+		pthread_mutex_unlock(&ctx->lock);
+		if (spin)
+			continue;
+		now = rt_now_us();
+		if (deadline > now) {
+			uint64_t us = deadline - now;
+			struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+			int r = ppoll(pfd, 2, &ts, NULL);
+			if (r > 0 && (pfd[1].revents & POLLIN))
+				drain_evfd(ctx->io.evfd);
+		}
+		__atomic_store_n(&ctx->sleeping, 0, __ATOMIC_RELEASE);
+		pthread_mutex_lock(&ctx->lock);
+		ctx->last_activity_us = rt_now_us(); /* woke up: spin for a while */
+		pthread_mutex_unlock(&ctx->lock);
+	}
+	return NULL;
+}
+
+int rt_engine_start(rt_ctx *ctx)
+{
+	if (ctx->cfg.progress == RT_PROGRESS_MANUAL)
+		return RT_OK;
+	int r = pthread_create(&ctx->thread, NULL, engine_main, ctx);
+	if (r)
+		return rt_seterr(RT_ERR_SYS, "cannot start the progress thread: %s", strerror(r));
+	ctx->has_thread = true;
+	return RT_OK;
+}
+
+void rt_engine_stop(rt_ctx *ctx)
+{
+	if (!ctx->has_thread)
+		return;
+	__atomic_store_n(&ctx->stop, 1, __ATOMIC_RELEASE);
+	uint64_t one = 1;
+	if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
+		/* the thread re-checks stop within 100 ms anyway */
+	}
+	pthread_join(ctx->thread, NULL);
+	ctx->has_thread = false;
+}
+
+void rt_engine_kick(rt_ctx *ctx)
+{
+	if (__atomic_load_n(&ctx->sleeping, __ATOMIC_ACQUIRE)) {
+		uint64_t one = 1;
+		if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
+			/* eventfd counter saturated: the thread is awake anyway */
+		}
+	}
+}
+
+void rt_engine_app_enter(rt_ctx *ctx)
+{
+	__atomic_add_fetch(&ctx->app_driving, 1, __ATOMIC_ACQ_REL);
+}
+
+void rt_engine_app_leave(rt_ctx *ctx)
+{
+	/* no wake-up: the backing-off thread re-checks every 200 us */
+	__atomic_sub_fetch(&ctx->app_driving, 1, __ATOMIC_ACQ_REL);
+}

@@ -1,0 +1,410 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * UDP I/O: the only file that touches sockets.
+ *
+ * Path i sends from its own UDP socket (its own source port: the entropy
+ * value ECMP hashes on); fds[0] is also the receive socket.  Transmit
+ * groups consecutive same-size packets for one destination on one path
+ * into a UDP GSO super-datagram (UDP_SEGMENT) whose iovecs point at the
+ * header buffer and straight into the registered memory (no copy in user
+ * space), then sends everything with one sendmmsg() per path run.
+ * Receive uses recvmmsg() with UDP_GRO, splitting coalesced datagrams by
+ * the gso_size control message.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <netinet/udp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+static int sock_try_opt(int fd, int level, int opt, int val)
+{
+	return setsockopt(fd, level, opt, &val, sizeof(val));
+}
+
+static uint32_t set_buf(int fd, int opt, int force_opt, uint32_t want)
+{
+	if (want) {
+		int v = (int)want;
+		if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) != 0)
+			setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v));
+	}
+	int got = 0;
+	socklen_t sl = sizeof(got);
+	getsockopt(fd, SOL_SOCKET, opt, &got, &sl);
+	return (uint32_t)got / 2; /* the kernel reports double the usable size */
+}
+
+static uint32_t if_mtu_for(const char *bind)
+{
+	struct in_addr want;
+	if (inet_pton(AF_INET, bind, &want) != 1)
+		return 0;
+	struct ifaddrs *ifa = NULL;
+	if (getifaddrs(&ifa) != 0)
+		return 0;
+	uint32_t mtu = 0;
+	for (struct ifaddrs *i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		struct sockaddr_in *sin = (struct sockaddr_in *)i->ifa_addr;
+		bool any = want.s_addr == htonl(INADDR_ANY);
+		if (!any && sin->sin_addr.s_addr != want.s_addr)
+			continue;
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd < 0)
+			break;
+		struct ifreq ifr;
+		memset(&ifr, 0, sizeof(ifr));
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", i->ifa_name);
+		if (ioctl(fd, SIOCGIFMTU, &ifr) == 0)
+			mtu = (uint32_t)ifr.ifr_mtu;
+		close(fd);
+		break;
+	}
+	freeifaddrs(ifa);
+	return mtu;
+}
+
+int rt_io_probe(const char *bind, struct rt_ctx_info *info)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return rt_seterr(RT_ERR_SYS, "socket(AF_INET, SOCK_DGRAM): %s", strerror(errno));
+	info->gso_supported = sock_try_opt(fd, SOL_UDP, UDP_SEGMENT, 1400) == 0;
+	info->gro_supported = sock_try_opt(fd, SOL_UDP, UDP_GRO, 1) == 0;
+	info->mmsg_supported = 1;
+	close(fd);
+	info->if_mtu = if_mtu_for(bind);
+	return RT_OK;
+}
+
+static int open_sock(rt_ctx *ctx, const char *addr, uint16_t port, bool rx, int idx)
+{
+	struct rt_io *io = &ctx->io;
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return rt_seterr(RT_ERR_SYS, "socket(): %s", strerror(errno));
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(port);
+	inet_pton(AF_INET, addr, &sa.sin_addr);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+		int e = errno;
+		close(fd);
+		return rt_seterr(RT_ERR_SYS, "bind(%s:%u): %s%s", addr, port, strerror(e),
+				 e == EADDRINUSE ? " (choose another port, or port=0)" :
+				 e == EADDRNOTAVAIL ? " (no local interface has this address)" : "");
+	}
+	socklen_t sl = sizeof(sa);
+	getsockname(fd, (struct sockaddr *)&sa, &sl);
+	io->fds[idx] = fd;
+	io->ports[idx] = ntohs(sa.sin_port);
+	io->local[idx] = sa;
+	sock_try_opt(fd, IPPROTO_IP, IP_TOS, 0x02); /* ECT(0): let AQMs mark, not drop */
+	uint32_t sb = set_buf(fd, SO_SNDBUF, SO_SNDBUFFORCE, ctx->cfg.sndbuf);
+	if (idx == 0 || sb < io->sndbuf)
+		io->sndbuf = sb;
+	if (rx) {
+		io->rcvbuf = set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, ctx->cfg.rcvbuf);
+		sock_try_opt(fd, IPPROTO_IP, IP_RECVTOS, 1);
+		if (ctx->cfg.gro != RT_OFF) {
+			io->gro_supported = sock_try_opt(fd, SOL_UDP, UDP_GRO, 1) == 0;
+			io->gro = io->gro_supported;
+		}
+	}
+	if (idx == 0)
+		io->gso_supported = sock_try_opt(fd, SOL_UDP, UDP_SEGMENT, 0) == 0;
+	return RT_OK;
+}
+
+int rt_io_open(rt_ctx *ctx)
+{
+	struct rt_io *io = &ctx->io;
+	io->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (io->evfd < 0)
+		return rt_seterr(RT_ERR_SYS, "eventfd(): %s", strerror(errno));
+	/* local addresses: bind_addr, then the extra rails */
+	char addrs[8][64];
+	int naddr = 0;
+	snprintf(addrs[naddr++], 64, "%s", ctx->bind);
+	if (ctx->extra[0]) {
+		char tmp[256];
+		snprintf(tmp, sizeof(tmp), "%s", ctx->extra);
+		char *save = NULL;
+		for (char *t = strtok_r(tmp, ", ", &save); t && naddr < 8;
+		     t = strtok_r(NULL, ", ", &save)) {
+			struct in_addr ia;
+			if (inet_pton(AF_INET, t, &ia) != 1)
+				return rt_seterr(RT_ERR_INVAL, "config: extra_addrs entry '%s' is not an "
+						 "IPv4 address", t);
+			snprintf(addrs[naddr++], 64, "%s", t);
+		}
+	}
+	int total = (int)ctx->cfg.num_paths * naddr;
+	if (total > RT_MAX_PATHS)
+		return rt_seterr(RT_ERR_INVAL, "config: %d paths (num_paths x addresses) exceed %d",
+				 total, RT_MAX_PATHS);
+	int r = open_sock(ctx, ctx->bind, ctx->cfg.port, true, 0);
+	if (r)
+		return r;
+	io->npaths = 1;
+	for (int a = 0; a < naddr; a++) {
+		for (uint32_t k = (a == 0); k < ctx->cfg.num_paths; k++) {
+			r = open_sock(ctx, addrs[a], 0, false, io->npaths);
+			if (r)
+				return r;
+			io->npaths++;
+		}
+	}
+	if (ctx->cfg.gso == RT_OFF)
+		io->gso = false;
+	else
+		io->gso = io->gso_supported;
+	if (ctx->cfg.gso == RT_ON && !io->gso_supported)
+		return rt_seterr(RT_ERR_UNSUPPORTED, "config: gso=on but this kernel rejects UDP_SEGMENT");
+	if (ctx->cfg.gro == RT_ON && !io->gro_supported)
+		return rt_seterr(RT_ERR_UNSUPPORTED, "config: gro=on but this kernel rejects UDP_GRO");
+	io->rx_bufsz = io->gro ? 65536 : ctx->cfg.mtu;
+	io->rxbuf = malloc((size_t)io->rx_bufsz * RT_RX_BATCH);
+	io->tx_iov = calloc(2 * RT_TXQ_PKTS, sizeof(*io->tx_iov));
+	io->tx_msgs = calloc(RT_TXQ_PKTS, sizeof(*io->tx_msgs));
+	io->tx_ctrl = calloc(RT_TXQ_PKTS, sizeof(*io->tx_ctrl));
+	io->tx_first = calloc(RT_TXQ_PKTS, sizeof(uint32_t));
+	io->tx_count = calloc(RT_TXQ_PKTS, sizeof(uint32_t));
+	if (!io->rxbuf || !io->tx_iov || !io->tx_msgs || !io->tx_ctrl || !io->tx_first ||
+	    !io->tx_count)
+		return rt_seterr(RT_ERR_NOMEM, "rt_io_open: out of memory");
+	for (int i = 0; i < RT_RX_BATCH; i++) {
+		io->rx_iov[i].iov_base = io->rxbuf + (size_t)i * io->rx_bufsz;
+		io->rx_iov[i].iov_len = io->rx_bufsz;
+	}
+	return RT_OK;
+}
+
+void rt_io_close(struct rt_io *io)
+{
+	for (int i = 0; i < RT_MAX_PATHS; i++)
+		if (io->fds[i] >= 0) {
+			close(io->fds[i]);
+			io->fds[i] = -1;
+		}
+	if (io->evfd >= 0)
+		close(io->evfd);
+	io->evfd = -1;
+	free(io->rxbuf);
+	free(io->tx_iov);
+	free(io->tx_msgs);
+	free(io->tx_ctrl);
+	free(io->tx_first);
+	free(io->tx_count);
+	io->rxbuf = NULL;
+	io->tx_iov = NULL;
+	io->tx_msgs = NULL;
+	io->tx_ctrl = NULL;
+	io->tx_first = NULL;
+	io->tx_count = NULL;
+}
+
+static void deliver(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr_in *from,
+		    uint8_t tos, uint64_t now)
+{
+	if (ctx->fault.enabled)
+		rt_fault_input(ctx, pkt, len, from, tos, now);
+	else
+		rt_rx_packet(ctx, pkt, len, from, tos, now);
+}
+
+int rt_io_recv(rt_ctx *ctx, uint64_t now)
+{
+	struct rt_io *io = &ctx->io;
+	for (int i = 0; i < RT_RX_BATCH; i++) {
+		struct msghdr *mh = &io->rx_msgs[i].msg_hdr;
+		mh->msg_name = &io->rx_from[i];
+		mh->msg_namelen = sizeof(io->rx_from[i]);
+		mh->msg_iov = &io->rx_iov[i];
+		mh->msg_iovlen = 1;
+		mh->msg_control = io->rx_ctrl[i];
+		mh->msg_controllen = sizeof(io->rx_ctrl[i]);
+		mh->msg_flags = 0;
+	}
+	int n = recvmmsg(io->fds[0], io->rx_msgs, RT_RX_BATCH, MSG_DONTWAIT, NULL);
+	if (n <= 0)
+		return 0;
+	io->rx_syscalls++;
+	int pkts = 0;
+	for (int i = 0; i < n; i++) {
+		struct msghdr *mh = &io->rx_msgs[i].msg_hdr;
+		uint32_t len = io->rx_msgs[i].msg_len;
+		uint8_t *buf = io->rx_iov[i].iov_base;
+		if (mh->msg_flags & MSG_TRUNC) {
+			/* larger than our buffer: cannot be ours */
+			rt_rx_packet(ctx, buf, 0, &io->rx_from[i], 0, now);
+			pkts++;
+			continue;
+		}
+		uint32_t seg = len;
+		uint8_t tos = 0;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+			if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+				int v;
+				memcpy(&v, CMSG_DATA(c), sizeof(v));
+				if (v > 0)
+					seg = (uint32_t)v;
+			} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
+				tos = *(uint8_t *)CMSG_DATA(c);
+			}
+		}
+		if (seg == 0)
+			seg = len;
+		for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += seg) {
+			uint32_t l = len - off < seg ? len - off : seg;
+			deliver(ctx, buf + off, l, &io->rx_from[i], tos, now);
+			pkts++;
+			if (len == 0)
+				break;
+		}
+	}
+	return pkts;
+}
+
+struct rt_txq_pkt *rt_txq_add(rt_ctx *ctx, uint64_t now)
+{
+	if (ctx->txq.n == RT_TXQ_PKTS)
+		rt_io_flush(ctx, now);
+	struct rt_txq_pkt *p = &ctx->txq.pkts[ctx->txq.n++];
+	p->peer = NULL;
+	p->payload = NULL;
+	p->pay_len = 0;
+	return p;
+}
+
+static bool same_flow(const struct rt_txq_pkt *a, const struct rt_txq_pkt *b)
+{
+	return a->path == b->path && a->dst.sin_addr.s_addr == b->dst.sin_addr.s_addr &&
+	       a->dst.sin_port == b->dst.sin_port;
+}
+
+static void fail_range(rt_ctx *ctx, uint32_t first_msg, uint32_t nmsgs)
+{
+	struct rt_io *io = &ctx->io;
+	for (uint32_t m = first_msg; m < first_msg + nmsgs; m++)
+		for (uint32_t k = 0; k < io->tx_count[m]; k++) {
+			struct rt_txq_pkt *p = &ctx->txq.pkts[io->tx_first[m] + k];
+			if (p->peer)
+				rt_tx_unsent(p->peer, p->psn);
+		}
+}
+
+void rt_io_flush(rt_ctx *ctx, uint64_t now)
+{
+	(void)now;
+	struct rt_io *io = &ctx->io;
+	struct rt_txq *q = &ctx->txq;
+	if (!q->n)
+		return;
+	uint32_t nmsg = 0, niov = 0;
+	for (uint32_t i = 0; i < q->n;) {
+		struct rt_txq_pkt *p0 = &q->pkts[i];
+		uint32_t seg = p0->hdr_len + p0->pay_len;
+		uint32_t cnt = 1, total = seg;
+		if (io->gso) {
+			while (i + cnt < q->n && cnt < RT_GSO_MAX_SEGS) {
+				struct rt_txq_pkt *pn = &q->pkts[i + cnt];
+				uint32_t l = pn->hdr_len + pn->pay_len;
+				/* all segments full size except possibly the last */
+				if (!same_flow(p0, pn) || l > seg || total + l > RT_GSO_MAX_BYTES)
+					break;
+				total += l;
+				cnt++;
+				if (l < seg)
+					break;
+			}
+		}
+		struct msghdr *mh = &io->tx_msgs[nmsg].msg_hdr;
+		memset(mh, 0, sizeof(*mh));
+		mh->msg_name = &p0->dst;
+		mh->msg_namelen = sizeof(p0->dst);
+		mh->msg_iov = &io->tx_iov[niov];
+		for (uint32_t k = 0; k < cnt; k++) {
+			struct rt_txq_pkt *p = &q->pkts[i + k];
+			if (ctx->cfg.checksum) {
+				rt_hdr_set_csum(p->hdr, 0);
+				uint32_t c = rt_crc32c(0, p->hdr, p->hdr_len);
+				if (p->pay_len)
+					c = rt_crc32c(c ^ 0, p->payload, p->pay_len);
+				rt_hdr_set_csum(p->hdr, c ? c : 1);
+			}
+			io->tx_iov[niov].iov_base = p->hdr;
+			io->tx_iov[niov++].iov_len = p->hdr_len;
+			if (p->pay_len) {
+				io->tx_iov[niov].iov_base = (void *)p->payload;
+				io->tx_iov[niov++].iov_len = p->pay_len;
+			}
+		}
+		mh->msg_iovlen = (size_t)(&io->tx_iov[niov] - mh->msg_iov);
+		if (cnt > 1) {
+			mh->msg_control = io->tx_ctrl[nmsg];
+			mh->msg_controllen = CMSG_SPACE(sizeof(uint16_t));
+			struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+			c->cmsg_level = SOL_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+			uint16_t gs = (uint16_t)seg;
+			memcpy(CMSG_DATA(c), &gs, sizeof(gs));
+		}
+		io->tx_first[nmsg] = i;
+		io->tx_count[nmsg] = cnt;
+		nmsg++;
+		i += cnt;
+	}
+	/* one sendmmsg per run of messages on the same path socket */
+	for (uint32_t m = 0; m < nmsg;) {
+		uint16_t path = q->pkts[io->tx_first[m]].path;
+		uint32_t run = 1;
+		while (m + run < nmsg && q->pkts[io->tx_first[m + run]].path == path)
+			run++;
+		int fd = io->fds[path];
+		uint32_t done = 0;
+		int retries = 0;
+		while (done < run) {
+			int r = sendmmsg(fd, &io->tx_msgs[m + done], run - done, MSG_DONTWAIT);
+			io->tx_syscalls++;
+			if (r > 0) {
+				done += (uint32_t)r;
+				continue;
+			}
+			int e = errno;
+			if (r < 0 && (e == EINTR || e == ECONNREFUSED) && retries++ < 4)
+				continue; /* ICMP error from an earlier datagram: retry */
+			if (r < 0 && (e == EAGAIN || e == ENOBUFS)) {
+				io->tx_eagain++;
+				fail_range(ctx, m + done, run - done);
+				break;
+			}
+			/* a permanent error for this datagram: report and skip it */
+			rt_log(2, "sendmmsg on path %u: %s", path, strerror(e));
+			fail_range(ctx, m + done, 1);
+			done++;
+		}
+		m += run;
+	}
+	q->n = 0;
+}

@@ -1,0 +1,150 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Paths: one per (local address, UDP source port).  ECMP switches hash
+ * the 5-tuple, so each path is a (probably) different route.  Packets are
+ * sprayed round-robin over healthy paths; a path that loses several
+ * packets in a row (or times out) is quarantined for a while and then
+ * probed again, with exponential back-off while it keeps failing.
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define QUARANTINE_AFTER 3          /* consecutive losses */
+#define QUARANTINE_BASE_US 20000    /* first quarantine: 20 ms */
+#define QUARANTINE_MAX_SHIFT 5      /* up to 640 ms */
+
+int rt_paths_init(struct rt_peer *p)
+{
+	uint32_t n = p->ep->ctx->npaths ? p->ep->ctx->npaths : 1;
+	p->paths = calloc(n, sizeof(*p->paths));
+	return p->paths ? 0 : -1;
+}
+
+uint16_t rt_path_pick(struct rt_peer *p, uint64_t now)
+{
+	uint32_t n = p->ep->ctx->npaths;
+	if (n <= 1)
+		return 0;
+	uint32_t best = UINT32_MAX;
+	uint64_t best_until = UINT64_MAX;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = (p->path_rr + k) % n;
+		struct rt_path_state *ps = &p->paths[i];
+		if (ps->quarantined && ps->quarantine_until <= now) {
+			/* probe: one more loss puts it straight back */
+			ps->quarantined = false;
+			ps->consec_bad = QUARANTINE_AFTER - 1;
+		}
+		if (!ps->quarantined) {
+			p->path_rr = (uint16_t)((i + 1) % n);
+			return (uint16_t)i;
+		}
+		if (ps->quarantine_until < best_until) {
+			best_until = ps->quarantine_until;
+			best = i;
+		}
+	}
+	return (uint16_t)(best == UINT32_MAX ? 0 : best); /* all quarantined: least bad */
+}
+
+static uint32_t rtt_bucket(uint64_t rtt)
+{
+	if (rtt < 4)
+		return (uint32_t)rtt;
+	uint32_t msb = 63u - (uint32_t)__builtin_clzll(rtt);
+	uint32_t sub = (uint32_t)(rtt >> (msb - 2)) & 3u;
+	uint32_t b = msb * 4 + sub - 4;
+	return b < RT_RTT_BUCKETS ? b : RT_RTT_BUCKETS - 1;
+}
+
+static uint64_t bucket_value(uint32_t b)
+{
+	if (b < 4)
+		return b;
+	uint32_t msb = (b + 4) / 4, sub = (b + 4) % 4;
+	return (uint64_t)(4 + sub) << (msb - 2);
+}
+
+void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t now)
+{
+	(void)now;
+	struct rt_path_state *ps = &p->paths[path];
+	ps->acked++;
+	ps->consec_bad = 0;
+	if (rtt_us) {
+		ps->rtt_last_us = rtt_us;
+		ps->srtt_us = ps->srtt_us ? (7 * ps->srtt_us + rtt_us) / 8 : rtt_us;
+		ps->hist[rtt_bucket(rtt_us)]++;
+	}
+}
+
+void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now)
+{
+	struct rt_path_state *ps = &p->paths[path];
+	ps->losses++;
+	ps->consec_bad++;
+	if (p->ep->ctx->npaths <= 1 || ps->quarantined)
+		return;
+	if (ps->consec_bad >= QUARANTINE_AFTER || (timeout && ps->consec_bad >= 2)) {
+		uint32_t shift = ps->quarantine_count < QUARANTINE_MAX_SHIFT ?
+					 (uint32_t)ps->quarantine_count : QUARANTINE_MAX_SHIFT;
+		ps->quarantined = true;
+		ps->quarantine_count++;
+		ps->quarantine_until = now + ((uint64_t)QUARANTINE_BASE_US << shift);
+	}
+}
+
+static uint64_t hist_quantile(const uint32_t *h, double q)
+{
+	uint64_t total = 0;
+	for (int i = 0; i < RT_RTT_BUCKETS; i++)
+		total += h[i];
+	if (!total)
+		return 0;
+	uint64_t want = (uint64_t)(q * (double)total);
+	if (want >= total)
+		want = total - 1;
+	uint64_t acc = 0;
+	for (int i = 0; i < RT_RTT_BUCKETS; i++) {
+		acc += h[i];
+		if (acc > want)
+			return bucket_value((uint32_t)i);
+	}
+	return bucket_value(RT_RTT_BUCKETS - 1);
+}
+
+void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *out, int n)
+{
+	rt_ctx *ctx = ep->ctx;
+	for (uint32_t i = 0; i < ctx->npaths && (int)i < n; i++) {
+		struct rt_path_stats *o = &out[i];
+		memset(o, 0, sizeof(*o));
+		uint32_t hist[RT_RTT_BUCKETS];
+		memset(hist, 0, sizeof(hist));
+		o->path = i;
+		o->src_port = ctx->io.ports[i];
+		inet_ntop(AF_INET, &ctx->io.local[i].sin_addr, o->local_addr, sizeof(o->local_addr));
+		for (uint32_t k = 0; k < ep->npeers; k++) {
+			struct rt_path_state *ps = &ep->peers[k]->paths[i];
+			o->tx_packets += ps->tx_packets;
+			o->tx_bytes += ps->tx_bytes;
+			o->retransmits += ps->retransmits;
+			o->losses += ps->losses;
+			o->timeouts += ps->timeouts;
+			o->acked_packets += ps->acked;
+			o->inflight_packets += ps->inflight;
+			o->quarantine_count += ps->quarantine_count;
+			o->quarantined |= ps->quarantined && ps->quarantine_until > ctx->now_us;
+			if (ps->rtt_last_us)
+				o->rtt_last_us = ps->rtt_last_us;
+			for (int b = 0; b < RT_RTT_BUCKETS; b++)
+				hist[b] += ps->hist[b];
+		}
+		o->rtt_p50_us = hist_quantile(hist, 0.50);
+		o->rtt_p99_us = hist_quantile(hist, 0.99);
+	}
+}

@@ -1,0 +1,554 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Receiver side: decode and validate every datagram, drop what is not
+ * ours, suppress duplicates, place payload directly into the target
+ * buffer (out of order is fine: every packet says where its bytes go),
+ * raise completions, and build ACKs (cumulative + SACK ranges) and NAKs.
+ * A packet that fails validation is never acknowledged: the sender gets
+ * a NAK and the target memory is untouched.
+ */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+enum verdict { V_OK = 0, V_NAK, V_RNR, V_DROP };
+
+static inline uint64_t *rbit_word(struct rt_peer *p, uint32_t psn)
+{
+	return &p->rcv_bits[(psn & (RT_RCV_WIN - 1)) >> 6];
+}
+static inline bool rbit_get(struct rt_peer *p, uint32_t psn)
+{
+	return (*rbit_word(p, psn) >> (psn & 63)) & 1;
+}
+
+static void send_nak(struct rt_peer *p, uint32_t psn, uint32_t msg_id, uint8_t kind,
+		     uint32_t status, uint64_t now)
+{
+	rt_ctx *ctx = p->ep->ctx;
+	struct rt_txq_pkt *q = rt_txq_add(ctx, now);
+	struct rt_hdr h;
+	rt_hdr_fill(p, &h, RT_PKT_NAK);
+	h.path = rt_path_pick(p, now);
+	h.len = RT_NAK_HDR_SIZE;
+	struct rt_nak_hdr n = { .psn = psn, .msg_id = msg_id, .kind = kind, .status = (uint8_t)status };
+	rt_hdr_encode(q->hdr, &h);
+	rt_nak_encode(q->hdr + RT_HDR_SIZE, &n);
+	q->hdr_len = RT_HDR_SIZE + RT_NAK_HDR_SIZE;
+	q->path = h.path;
+	q->dst = p->addr;
+	p->ep->st.naks_sent++;
+}
+
+/* ---------------------------------------------------------------- SEND */
+
+static void send_slots_retire(struct rt_peer *p)
+{
+	struct rt_ep *ep = p->ep;
+	while (p->rx_ssn_base != p->rx_ssn_assigned) {
+		struct rt_rx_send *s = &p->rx_send[p->rx_ssn_base & (RT_MSG_WIN - 1)];
+		if (s->ssn != p->rx_ssn_base || (s->state != RXS_DONE && s->state != RXS_FAILED))
+			break;
+		if (s->state == RXS_DONE) {
+			rt_ep_complete(ep, s->wr_id, RT_OP_RECV, RT_WC_SUCCESS, s->msg_len, p->id, false, 0);
+			ep->st.msgs_received++;
+		} else {
+			/* byte_len tells the application how large the message was */
+			rt_ep_complete(ep, s->wr_id, RT_OP_RECV, RT_WC_LOC_LEN_ERR, s->msg_len, p->id,
+				       false, 0);
+		}
+		s->mr->inflight--;
+		s->state = RXS_EMPTY;
+		p->rx_ssn_base++;
+	}
+}
+
+static enum verdict place_send(struct rt_peer *p, const struct rt_data_hdr *d,
+			       const uint8_t *pay, uint32_t plen, uint32_t *status)
+{
+	struct rt_ep *ep = p->ep;
+	uint32_t ssn = d->aux;
+	if (!p->rx_send) {
+		p->rx_send = calloc(RT_MSG_WIN, sizeof(*p->rx_send));
+		if (!p->rx_send)
+			return V_DROP;
+	}
+	if (psn_lt(ssn, p->rx_ssn_base)) {
+		*status = RT_WC_REM_INVALID; /* straggler of a message that already failed */
+		return V_NAK;
+	}
+	if (ssn - p->rx_ssn_base >= RT_MSG_WIN)
+		return V_DROP;
+	/* receive buffers are matched in send order, even when a later
+	 * message's packets arrive first */
+	while (psn_le(p->rx_ssn_assigned, ssn) && ep->rq_head) {
+		struct rt_recv_wr *w = ep->rq_head;
+		ep->rq_head = w->next;
+		if (!ep->rq_head)
+			ep->rq_tail = NULL;
+		ep->rq_len--;
+		struct rt_rx_send *s = &p->rx_send[p->rx_ssn_assigned & (RT_MSG_WIN - 1)];
+		memset(s, 0, sizeof(*s));
+		s->ssn = p->rx_ssn_assigned++;
+		s->state = RXS_ASSIGNED;
+		s->mr = w->mr;
+		s->off = w->off;
+		s->cap = w->len;
+		s->wr_id = w->wr_id;
+		free(w);
+	}
+	if (!psn_lt(ssn, p->rx_ssn_assigned))
+		return V_RNR;
+	struct rt_rx_send *s = &p->rx_send[ssn & (RT_MSG_WIN - 1)];
+	if (s->state == RXS_FAILED) {
+		*status = RT_WC_REM_TOO_SMALL;
+		return V_NAK;
+	}
+	if (s->state != RXS_ASSIGNED)
+		return V_DROP;
+	if (!s->len_known) {
+		s->len_known = 1;
+		s->msg_len = d->msg_len;
+		if (d->msg_len > s->cap) {
+			s->state = RXS_FAILED;
+			send_slots_retire(p);
+			*status = RT_WC_REM_TOO_SMALL;
+			return V_NAK;
+		}
+	} else if (s->msg_len != d->msg_len) {
+		return V_DROP; /* inconsistent with earlier packets of this message */
+	}
+	if (plen)
+		memcpy(s->mr->addr + s->off + d->offset, pay, plen);
+	s->bytes += plen;
+	if (s->bytes >= s->msg_len) {
+		s->state = RXS_DONE;
+		send_slots_retire(p);
+	}
+	return V_OK;
+}
+
+/* ---------------------------------------------------------------- one-sided */
+
+static enum verdict check_remote(rt_ctx *ctx, const struct rt_data_hdr *d, uint32_t need,
+				 uint64_t len, struct rt_mr **out, uint32_t *status)
+{
+	struct rt_mr *mr = rt_mr_lookup(ctx, d->rkey);
+	if (!mr) {
+		*status = RT_WC_REM_BAD_KEY;
+		return V_NAK;
+	}
+	if (!(mr->access & need)) {
+		*status = RT_WC_REM_ACCESS;
+		return V_NAK;
+	}
+	if (d->raddr > mr->len || len > mr->len - d->raddr) {
+		*status = RT_WC_REM_OUT_OF_BOUNDS;
+		return V_NAK;
+	}
+	*out = mr;
+	return V_OK;
+}
+
+static enum verdict place_write(struct rt_peer *p, const struct rt_data_hdr *d,
+				const uint8_t *pay, uint32_t plen, uint32_t *status)
+{
+	struct rt_mr *mr;
+	enum verdict v = check_remote(p->ep->ctx, d, RT_ACCESS_REMOTE_WRITE, d->msg_len, &mr, status);
+	if (v != V_OK)
+		return v;
+	struct rt_rx_wimm *w = NULL;
+	if (d->dflags & RT_DF_IMM) {
+		if (!p->rx_wimm) {
+			p->rx_wimm = calloc(RT_MSG_WIN, sizeof(*p->rx_wimm));
+			if (!p->rx_wimm)
+				return V_DROP;
+		}
+		w = &p->rx_wimm[d->msg_id & (RT_MSG_WIN - 1)];
+		if (w->active && w->msg_id != d->msg_id)
+			return V_DROP; /* sender overran the message window */
+		if (!w->active) {
+			w->active = true;
+			w->msg_id = d->msg_id;
+			w->bytes = 0;
+			w->msg_len = d->msg_len;
+			w->imm = d->imm;
+		}
+	}
+	if (plen)
+		memcpy(mr->addr + d->raddr + d->offset, pay, plen);
+	if (w) {
+		w->bytes += plen;
+		if (w->bytes >= w->msg_len) {
+			w->active = false;
+			rt_ep_complete(p->ep, 0, RT_OP_RECV_WRITE_IMM, RT_WC_SUCCESS, w->msg_len, p->id,
+				       true, w->imm);
+			p->ep->st.msgs_received++;
+		}
+	}
+	return V_OK;
+}
+
+static struct rt_msg *resp_msg(struct rt_peer *p, const struct rt_data_hdr *d, uint8_t op)
+{
+	struct rt_msg *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->op = op;
+	m->internal = 1;
+	m->aux = d->msg_id;
+	(void)p;
+	return m;
+}
+
+static enum verdict place_read_req(struct rt_peer *p, const struct rt_data_hdr *d, uint32_t plen,
+				   uint32_t *status)
+{
+	if (plen)
+		return V_DROP;
+	struct rt_mr *mr;
+	enum verdict v = check_remote(p->ep->ctx, d, RT_ACCESS_REMOTE_READ, d->msg_len, &mr, status);
+	if (v != V_OK)
+		return v;
+	struct rt_msg *m = resp_msg(p, d, RT_WOP_READ_RESP);
+	if (!m)
+		return V_DROP;
+	m->mr = mr;
+	mr->inflight++;
+	m->src = mr->addr + d->raddr;
+	m->len = d->msg_len;
+	rt_tx_enqueue(p, m);
+	return V_OK;
+}
+
+static enum verdict place_atomic_req(struct rt_peer *p, const struct rt_data_hdr *d,
+				     const uint8_t *pay, uint32_t plen, uint32_t *status)
+{
+	if (plen != RT_ATOMIC_REQ_PAYLOAD || d->msg_len != RT_ATOMIC_REQ_PAYLOAD ||
+	    (d->aux != RT_OP_ATOMIC_FETCH_ADD && d->aux != RT_OP_ATOMIC_CMP_SWAP))
+		return V_DROP;
+	struct rt_mr *mr = rt_mr_lookup(p->ep->ctx, d->rkey);
+	if (!mr) {
+		*status = RT_WC_REM_BAD_KEY;
+		return V_NAK;
+	}
+	if (!(mr->access & (RT_ACCESS_REMOTE_ATOMIC | RT_ACCESS_REMOTE_WRITE))) {
+		*status = RT_WC_REM_ACCESS;
+		return V_NAK;
+	}
+	if (d->raddr > mr->len || mr->len - d->raddr < 8) {
+		*status = RT_WC_REM_OUT_OF_BOUNDS;
+		return V_NAK;
+	}
+	uint8_t *addr = mr->addr + d->raddr;
+	if ((uintptr_t)addr & 7) {
+		*status = RT_WC_REM_MISALIGNED;
+		return V_NAK;
+	}
+	struct rt_msg *m = resp_msg(p, d, RT_WOP_ATOMIC_RESP);
+	if (!m)
+		return V_DROP;
+	uint64_t a = rt_get64(pay), b = rt_get64(pay + 8), old;
+	uint64_t *tgt = (uint64_t *)(void *)addr;
+	if (d->aux == RT_OP_ATOMIC_FETCH_ADD) {
+		old = __atomic_fetch_add(tgt, a, __ATOMIC_SEQ_CST);
+	} else {
+		old = a;
+		__atomic_compare_exchange_n(tgt, &old, b, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+	}
+	rt_put64(m->inline_buf, old);
+	m->src = m->inline_buf;
+	m->len = RT_ATOMIC_RESP_PAYLOAD;
+	rt_tx_enqueue(p, m);
+	return V_OK;
+}
+
+static struct rt_msg *find_request(struct rt_peer *p, uint32_t req_id, uint8_t op)
+{
+	if (!p->resp_wait)
+		return NULL;
+	struct rt_msg *m = p->resp_wait[req_id & (RT_MSG_WIN - 1)];
+	if (!m || m->msg_id != req_id || m->op != op || m->state == MSG_DONE)
+		return NULL;
+	return m;
+}
+
+static enum verdict place_response(struct rt_peer *p, const struct rt_data_hdr *d,
+				   const uint8_t *pay, uint32_t plen)
+{
+	bool rd = d->op == RT_WOP_READ_RESP;
+	struct rt_msg *req = find_request(p, d->aux, rd ? RT_WOP_READ_REQ : RT_WOP_ATOMIC_REQ);
+	if (!req)
+		return V_OK; /* request already failed: acknowledge and discard */
+	if (rd) {
+		if (d->msg_len != req->len)
+			return V_DROP;
+		if (plen)
+			memcpy(req->mr->addr + req->loff + d->offset, pay, plen);
+		req->resp_bytes += plen;
+		if (req->resp_bytes < req->len)
+			return V_OK;
+	} else {
+		if (plen != RT_ATOMIC_RESP_PAYLOAD || d->msg_len != RT_ATOMIC_RESP_PAYLOAD)
+			return V_DROP;
+		uint64_t old = rt_get64(pay);
+		memcpy(req->mr->addr + req->loff, &old, 8);
+	}
+	rt_msg_complete(req, RT_WC_SUCCESS);
+	rt_msg_maybe_release(req);
+	return V_OK;
+}
+
+/* ---------------------------------------------------------------- DATA */
+
+static void rx_data(struct rt_peer *p, const struct rt_hdr *h, const uint8_t *pkt, uint32_t len,
+		    uint8_t tos, uint64_t now)
+{
+	struct rt_ep *ep = p->ep;
+	struct rt_data_hdr d;
+	if (rt_data_decode(pkt + RT_HDR_SIZE, len - RT_HDR_SIZE, &d) != 0) {
+		ep->st.malformed++;
+		return;
+	}
+	if (!p->rcv_bits) {
+		p->rcv_bits = calloc(RT_RCV_WIN / 64, sizeof(uint64_t));
+		if (!p->rcv_bits)
+			return;
+	}
+	const uint8_t *pay = pkt + RT_DATA_OVERHEAD;
+	uint32_t plen = len - RT_DATA_OVERHEAD;
+	if ((tos & 3) == 3) {
+		p->ce_count++;
+		p->ack_flags |= RT_ACKF_CE;
+	}
+	if (psn_lt(d.psn, p->rcv_cum) || (d.psn - p->rcv_cum < RT_RCV_WIN && rbit_get(p, d.psn))) {
+		ep->st.duplicates++;
+		p->ack_flags |= RT_ACKF_DUP;
+		p->ack_pending = true; /* re-acknowledge: our ACK may have been lost */
+		rt_peer_activate(p);
+		return;
+	}
+	if (d.psn - p->rcv_cum >= RT_RCV_WIN) {
+		ep->st.malformed++; /* beyond any window the sender may use */
+		return;
+	}
+	enum verdict v = V_OK;
+	uint32_t status = 0;
+	if (!(d.dflags & RT_DF_ABORT)) {
+		switch (d.op) {
+		case RT_WOP_SEND: v = place_send(p, &d, pay, plen, &status); break;
+		case RT_WOP_WRITE: v = place_write(p, &d, pay, plen, &status); break;
+		case RT_WOP_READ_REQ: v = place_read_req(p, &d, plen, &status); break;
+		case RT_WOP_ATOMIC_REQ: v = place_atomic_req(p, &d, pay, plen, &status); break;
+		default: v = place_response(p, &d, pay, plen); break;
+		}
+	} else if (plen) {
+		v = V_DROP;
+	}
+	if (v == V_DROP) {
+		ep->st.malformed++;
+		return;
+	}
+	if (v == V_NAK || v == V_RNR) {
+		send_nak(p, d.psn, d.msg_id, v == V_NAK ? RT_NAK_ERROR : RT_NAK_RNR, status, now);
+		return;
+	}
+	*rbit_word(p, d.psn) |= 1ull << (d.psn & 63);
+	while (rbit_get(p, p->rcv_cum)) {
+		*rbit_word(p, p->rcv_cum) &= ~(1ull << (p->rcv_cum & 63));
+		p->rcv_cum++;
+	}
+	if (psn_lt(p->rcv_max, d.psn + 1))
+		p->rcv_max = d.psn + 1;
+	if (psn_lt(p->rcv_max, p->rcv_cum))
+		p->rcv_max = p->rcv_cum;
+	ep->st.rx_packets++;
+	ep->st.rx_bytes += plen;
+	p->ack_pending = true;
+	p->ack_ts_echo = d.ts_us;
+	p->ack_echo_path = h->path;
+	p->ack_rx_us = now;
+	rt_peer_activate(p);
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static bool csum_ok(uint8_t *pkt, uint32_t len, uint32_t want)
+{
+	rt_hdr_set_csum(pkt, 0);
+	uint32_t c = rt_crc32c(0, pkt, len);
+	rt_hdr_set_csum(pkt, want);
+	return (c ? c : 1) == want;
+}
+
+void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr_in *from,
+		  uint8_t tos, uint64_t now)
+{
+	struct rt_hdr h;
+	struct rt_ep *ep = NULL;
+	if (len >= RT_HDR_SIZE) {
+		uint32_t id = rt_get32(pkt + 8);
+		if (id >= 1 && id <= ctx->neps_cap)
+			ep = ctx->eps[id - 1];
+	}
+	if (!ep) {
+		/* not addressed to a live endpoint: count against the first one */
+		for (uint32_t i = 0; i < ctx->neps_cap && !ep; i++)
+			ep = ctx->eps[i];
+		if (ep) {
+			if (len >= RT_HDR_SIZE && rt_hdr_decode(pkt, len, &h) == 0)
+				ep->st.foreign++;
+			else
+				ep->st.malformed++;
+		}
+		return;
+	}
+	if (ep->closing)
+		return;
+	if (rt_hdr_decode(pkt, len, &h) != 0) {
+		ep->st.malformed++;
+		return;
+	}
+	if (h.dst_nonce != ep->nonce) {
+		ep->st.foreign++; /* another incarnation, or a guess */
+		return;
+	}
+	if (ctx->cfg.checksum || (h.flags & RT_HF_CSUM)) {
+		if (!(h.flags & RT_HF_CSUM) || !csum_ok(pkt, len, h.csum)) {
+			ep->st.malformed++;
+			return;
+		}
+	}
+	struct rt_peer *p = rt_ep_find_peer(ep, h.src_ep, h.src_nonce);
+	if (h.type == RT_PKT_DATA) {
+		if (!p) {
+			struct sockaddr_in a = *from;
+			a.sin_port = htons(h.src_port);
+			if (h.src_port == 0 || h.src_ep == 0 || h.src_nonce == 0) {
+				ep->st.malformed++;
+				return;
+			}
+			p = rt_ep_add_peer(ep, &a, h.src_ep, h.src_nonce);
+			if (!p)
+				return;
+		}
+		if (p->state != PEER_OK) {
+			ep->st.foreign++;
+			return;
+		}
+		p->last_rx_us = now;
+		rx_data(p, &h, pkt, len, tos, now);
+		return;
+	}
+	if (!p || p->state != PEER_OK) {
+		ep->st.foreign++;
+		return;
+	}
+	if (h.type == RT_PKT_ACK) {
+		struct rt_ack_hdr a;
+		if (rt_ack_decode(pkt + RT_HDR_SIZE, len - RT_HDR_SIZE, &a) != 0) {
+			ep->st.malformed++;
+			return;
+		}
+		rt_tx_on_ack(p, &h, &a, now);
+	} else {
+		struct rt_nak_hdr n;
+		if (rt_nak_decode(pkt + RT_HDR_SIZE, len - RT_HDR_SIZE, &n) != 0) {
+			ep->st.malformed++;
+			return;
+		}
+		rt_tx_on_nak(p, &n, now);
+	}
+}
+
+/* ---------------------------------------------------------------- ACKs */
+
+/* First PSN in [from, end) whose bit equals @set, or end. */
+static uint32_t scan_bits(struct rt_peer *p, uint32_t from, uint32_t end, bool set)
+{
+	while (psn_lt(from, end)) {
+		uint64_t w = *rbit_word(p, from);
+		if (!set)
+			w = ~w;
+		w >>= (from & 63);
+		if (w) {
+			uint32_t n = from + (uint32_t)__builtin_ctzll(w);
+			return psn_lt(n, end) ? n : end;
+		}
+		from += 64 - (from & 63);
+	}
+	return end;
+}
+
+static void send_ack(struct rt_peer *p, uint64_t now)
+{
+	rt_ctx *ctx = p->ep->ctx;
+	struct rt_ack_hdr a;
+	memset(&a, 0, sizeof(a));
+	a.cum_psn = p->rcv_cum;
+	a.ts_echo = p->ack_ts_echo;
+	a.ack_delay_us = (uint32_t)(now - p->ack_rx_us);
+	a.echo_path = p->ack_echo_path;
+	a.aflags = p->ack_flags;
+	a.ce_count = p->ce_count;
+	if (p->rcv_bits) {
+		uint32_t psn = p->rcv_cum;
+		while (a.nranges < RT_ACK_MAX_RANGES && psn_lt(psn, p->rcv_max)) {
+			uint32_t s = scan_bits(p, psn, p->rcv_max, true);
+			if (s == p->rcv_max)
+				break;
+			uint32_t e = scan_bits(p, s, p->rcv_max, false);
+			a.r[a.nranges].start = s;
+			a.r[a.nranges].end = e;
+			a.nranges++;
+			psn = e;
+		}
+	}
+	struct rt_txq_pkt *q = rt_txq_add(ctx, now);
+	struct rt_hdr h;
+	rt_hdr_fill(p, &h, RT_PKT_ACK);
+	h.path = rt_path_pick(p, now);
+	size_t n = rt_ack_encode(q->hdr + RT_HDR_SIZE, &a);
+	h.len = (uint16_t)n;
+	rt_hdr_encode(q->hdr, &h);
+	q->hdr_len = (uint16_t)(RT_HDR_SIZE + n);
+	q->payload = NULL;
+	q->pay_len = 0;
+	q->path = h.path;
+	q->dst = p->addr;
+	p->ack_pending = false;
+	p->ack_flags = 0;
+	p->ce_count = 0;
+	p->ep->st.acks_sent++;
+}
+
+void rt_rx_flush_acks(rt_ctx *ctx, uint64_t now)
+{
+	for (struct rt_peer *p = ctx->active; p; p = p->anext)
+		if (p->ack_pending)
+			send_ack(p, now);
+}
+
+void rt_peer_rx_free(struct rt_peer *p)
+{
+	uint32_t status = p->state == PEER_FAILED ? p->fail_status : RT_WC_FLUSHED;
+	if (p->rx_send) {
+		for (uint32_t ssn = p->rx_ssn_base; ssn != p->rx_ssn_assigned; ssn++) {
+			struct rt_rx_send *s = &p->rx_send[ssn & (RT_MSG_WIN - 1)];
+			if (s->state == RXS_EMPTY)
+				continue;
+			rt_ep_complete(p->ep, s->wr_id, RT_OP_RECV, status, 0, p->id, false, 0);
+			s->mr->inflight--;
+			s->state = RXS_EMPTY;
+		}
+		p->rx_ssn_base = p->rx_ssn_assigned;
+	}
+	free(p->rx_send);
+	p->rx_send = NULL;
+	free(p->rx_wimm);
+	p->rx_wimm = NULL;
+	free(p->rcv_bits);
+	p->rcv_bits = NULL;
+}

@@ -1,0 +1,815 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Sender side of a peer: message queue, packetization, ACK/NAK
+ * processing, RACK-style time-based loss detection (reordering from
+ * spraying is not loss), RTO with exponential back-off, RNR back-off,
+ * pacing and the congestion-control hooks.  Time comes in as `now`.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define RNR_DELAY_MIN_US 200
+
+static inline struct rt_txpkt *slot(struct rt_peer *p, uint32_t psn)
+{
+	return &p->ring[psn & p->ring_mask];
+}
+
+static inline uint64_t *acked_word(struct rt_peer *p, uint32_t psn)
+{
+	uint64_t *bits = (uint64_t *)(p->ring + p->ring_mask + 1);
+	return &bits[(psn & p->ring_mask) >> 6];
+}
+
+static inline uint64_t acked_bit(uint32_t psn) { return 1ull << (psn & 63); }
+
+static int ring_alloc(struct rt_peer *p, uint32_t size)
+{
+	/* one allocation: size tx slots followed by size bits of "acked" map */
+	size_t bytes = size * sizeof(struct rt_txpkt) + size / 8;
+	struct rt_txpkt *n = calloc(1, bytes);
+	if (!n)
+		return -1;
+	struct rt_txpkt *old = p->ring;
+	uint32_t old_mask = p->ring_mask;
+	uint64_t *old_bits = old ? (uint64_t *)(old + old_mask + 1) : NULL;
+	p->ring = n;
+	p->ring_mask = size - 1;
+	if (old) {
+		for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
+			*slot(p, psn) = old[psn & old_mask];
+			if (old_bits[(psn & old_mask) >> 6] & acked_bit(psn & old_mask))
+				*acked_word(p, psn) |= acked_bit(psn);
+		}
+		free(old);
+	}
+	return 0;
+}
+
+void rt_hdr_fill(struct rt_peer *p, struct rt_hdr *h, uint8_t type)
+{
+	struct rt_ep *ep = p->ep;
+	h->type = type;
+	h->flags = ep->ctx->cfg.checksum ? RT_HF_CSUM : 0;
+	h->src_port = ep->ctx->io.ports[0];
+	h->dst_ep = p->remote_ep;
+	h->src_ep = ep->id;
+	h->dst_nonce = p->remote_nonce;
+	h->src_nonce = ep->nonce;
+	h->path = 0;
+	h->len = 0;
+	h->csum = 0;
+}
+
+void rt_peer_init_tx(struct rt_peer *p, uint64_t now)
+{
+	rt_ctx *ctx = p->ep->ctx;
+	p->min_rtt_us = UINT64_MAX;
+	p->rto_us = ctx->cfg.rto_min_us > 4000 ? ctx->cfg.rto_min_us : 4000;
+	p->reo_mult = 1;
+	p->last_rx_us = now;
+	p->cc = ctx->cc;
+	uint64_t mss = ctx->max_payload;
+	struct rt_cc_params cp = {
+		.mss = (uint32_t)mss,
+		.target_delay_us = ctx->cfg.cc_target_delay_us,
+		.init_cwnd_bytes = 128 * mss < ctx->cfg.max_inflight_bytes ? 128 * mss :
+									      ctx->cfg.max_inflight_bytes,
+		.min_cwnd_bytes = mss,
+		.max_cwnd_bytes = ctx->cfg.max_inflight_bytes,
+	};
+	memset(p->cc_state, 0, sizeof(p->cc_state));
+	p->cc->init(p->cc_state, &cp, now);
+}
+
+bool rt_peer_has_work(const struct rt_peer *p)
+{
+	return p->nmsgs || p->inflight_pkts || p->nlost;
+}
+
+void rt_tx_enqueue(struct rt_peer *p, struct rt_msg *m)
+{
+	if (!rt_peer_has_work(p))
+		p->last_rx_us = p->ep->ctx->now_us; /* idle -> busy: restart liveness clock */
+	m->peer = p;
+	m->msg_id = p->next_msg_id++;
+	if (m->op == RT_WOP_SEND)
+		m->aux = p->next_ssn++;
+	m->state = MSG_QUEUED;
+	m->next = NULL;
+	if (p->sq_tail)
+		p->sq_tail->next = m;
+	else
+		p->sq_head = m;
+	p->sq_tail = m;
+	m->lnext = NULL;
+	m->lprev = p->live_tail;
+	if (p->live_tail)
+		p->live_tail->lnext = m;
+	else
+		p->live_head = m;
+	p->live_tail = m;
+	p->nmsgs++;
+	if (m->op == RT_WOP_READ_REQ || m->op == RT_WOP_ATOMIC_REQ) {
+		if (!p->resp_wait)
+			p->resp_wait = calloc(RT_MSG_WIN, sizeof(*p->resp_wait));
+		if (p->resp_wait)
+			p->resp_wait[m->msg_id & (RT_MSG_WIN - 1)] = m;
+	}
+	rt_peer_activate(p);
+}
+
+static void sq_remove(struct rt_peer *p, struct rt_msg *m)
+{
+	struct rt_msg *prev = NULL;
+	for (struct rt_msg *x = p->sq_head; x; prev = x, x = x->next) {
+		if (x != m)
+			continue;
+		if (prev)
+			prev->next = x->next;
+		else
+			p->sq_head = x->next;
+		if (p->sq_tail == x)
+			p->sq_tail = prev;
+		x->next = NULL;
+		return;
+	}
+}
+
+void rt_msg_release(struct rt_msg *m)
+{
+	struct rt_peer *p = m->peer;
+	if (m->lprev)
+		m->lprev->lnext = m->lnext;
+	else
+		p->live_head = m->lnext;
+	if (m->lnext)
+		m->lnext->lprev = m->lprev;
+	else
+		p->live_tail = m->lprev;
+	if (p->resp_wait && p->resp_wait[m->msg_id & (RT_MSG_WIN - 1)] == m)
+		p->resp_wait[m->msg_id & (RT_MSG_WIN - 1)] = NULL;
+	if (m->mr)
+		m->mr->inflight--;
+	p->nmsgs--;
+	free(m);
+}
+
+/* Report the user completion of @m once (no-op for internal responses). */
+void rt_msg_complete(struct rt_msg *m, uint32_t status)
+{
+	if (m->state == MSG_DONE)
+		return;
+	m->state = MSG_DONE;
+	m->status = status;
+	if (status != RT_WC_SUCCESS)
+		m->failed = 1;
+	struct rt_peer *p = m->peer;
+	if (!m->internal) {
+		rt_ep_complete(p->ep, m->wr_id, m->user_op, status,
+			       status == RT_WC_SUCCESS ? m->user_len : 0, p->id, false, 0);
+		if (status == RT_WC_SUCCESS)
+			p->ep->st.msgs_sent++;
+	}
+}
+
+/* Free @m once it is complete and no packet of it is outstanding. */
+void rt_msg_maybe_release(struct rt_msg *m)
+{
+	if (m->pkts_out || !m->all_sent)
+		return;
+	if (m->state == MSG_DONE) {
+		rt_msg_release(m);
+		return;
+	}
+	if (m->op == RT_WOP_READ_REQ || m->op == RT_WOP_ATOMIC_REQ) {
+		m->state = MSG_WAIT_RESP; /* the response completes it */
+		return;
+	}
+	if (m->internal)
+		m->state = MSG_DONE;
+	else
+		rt_msg_complete(m, RT_WC_SUCCESS);
+	rt_msg_release(m);
+}
+
+/* Abandon @m: report @status, stop packetizing, turn its outstanding
+ * packets into aborts (PSN fillers) so the receiver's window advances. */
+static void msg_fail(struct rt_peer *p, struct rt_msg *m, uint32_t status, uint64_t now)
+{
+	if (m->state == MSG_QUEUED)
+		sq_remove(p, m);
+	bool was_done = m->state == MSG_DONE;
+	rt_msg_complete(m, status);
+	m->failed = 1;
+	m->all_sent = 1;
+	if (!was_done) {
+		for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
+			struct rt_txpkt *t = slot(p, psn);
+			if (t->msg != m || t->state == TX_ACKED)
+				continue;
+			t->flags |= TXF_ABORT;
+			if (t->state == TX_INFLIGHT) {
+				t->state = TX_LOST;
+				p->inflight_bytes -= t->len;
+				p->inflight_pkts--;
+				p->nlost++;
+			}
+			t->resend_at = now;
+		}
+	}
+	rt_msg_maybe_release(m);
+}
+
+/* ------------------------------------------------------------- transmit */
+
+static void emit(struct rt_peer *p, uint32_t psn, uint64_t now)
+{
+	rt_ctx *ctx = p->ep->ctx;
+	struct rt_txpkt *t = slot(p, psn);
+	struct rt_msg *m = t->msg;
+	struct rt_txq_pkt *q = rt_txq_add(ctx, now);
+	bool abort = t->flags & TXF_ABORT;
+	uint32_t pay = abort ? 0 : t->len;
+	struct rt_hdr h;
+	rt_hdr_fill(p, &h, RT_PKT_DATA);
+	h.path = t->path;
+	h.len = (uint16_t)(RT_DATA_HDR_SIZE + pay);
+	struct rt_data_hdr d = {
+		.psn = psn,
+		.op = m->op,
+		.dflags = (uint8_t)((m->has_imm ? RT_DF_IMM : 0) | (abort ? RT_DF_ABORT : 0) |
+				    (t->flags & TXF_RETX ? RT_DF_RETX : 0)),
+		.msg_id = m->msg_id,
+		.aux = m->aux,
+		.msg_len = m->len,
+		.offset = t->off,
+		.rkey = m->rkey,
+		.raddr = m->raddr,
+		.imm = m->imm,
+		.ts_us = (uint32_t)now,
+	};
+	rt_hdr_encode(q->hdr, &h);
+	rt_data_encode(q->hdr + RT_HDR_SIZE, &d);
+	q->hdr_len = RT_DATA_OVERHEAD;
+	q->payload = pay ? m->src + t->off : NULL;
+	q->pay_len = pay;
+	q->path = t->path;
+	q->dst = p->addr;
+	q->peer = p;
+	q->psn = psn;
+	p->ep->st.tx_packets++;
+	p->ep->st.tx_bytes += pay;
+	struct rt_path_state *ps = &p->paths[t->path];
+	ps->tx_packets++;
+	ps->tx_bytes += pay;
+	ps->inflight++;
+}
+
+static uint64_t cwnd(struct rt_peer *p) { return p->cc->cwnd_bytes(p->cc_state); }
+
+static bool window_open(struct rt_peer *p, uint32_t len)
+{
+	(void)len;
+	return p->inflight_bytes < cwnd(p) || p->inflight_pkts == 0;
+}
+
+static uint16_t unit_path(struct rt_peer *p, uint32_t pkt_bytes, uint64_t now)
+{
+	if (p->batch_left == 0) {
+		rt_ctx *ctx = p->ep->ctx;
+		p->batch_path = rt_path_pick(p, now);
+		uint32_t unit = 1;
+		if (ctx->cfg.spray_unit == 0 && ctx->io.gso) {
+			uint32_t seg = pkt_bytes + RT_DATA_OVERHEAD;
+			unit = RT_GSO_MAX_BYTES / seg;
+			if (unit > RT_GSO_MAX_SEGS)
+				unit = RT_GSO_MAX_SEGS;
+			if (unit < 1)
+				unit = 1;
+		}
+		p->batch_left = unit;
+	}
+	p->batch_left--;
+	return p->batch_path;
+}
+
+static void pace(struct rt_peer *p, uint32_t bytes, uint64_t now)
+{
+	uint64_t rate = p->cc->pacing_rate_bps(p->cc_state, p->srtt_us);
+	if (!rate)
+		return;
+	if (p->pace_next_us < now)
+		p->pace_next_us = now;
+	p->pace_next_us += (uint64_t)bytes * 8u * 1000000u / rate;
+}
+
+static bool pacing_allows(struct rt_peer *p, uint64_t now)
+{
+	/* checked at spray-unit boundaries: a unit goes out as one burst */
+	return p->batch_left > 0 || p->pace_next_us <= now;
+}
+
+static int resend_lost(struct rt_peer *p, uint64_t now)
+{
+	int sent = 0;
+	uint32_t psn = psn_lt(p->lost_scan, p->snd_una) ? p->snd_una : p->lost_scan;
+	uint32_t first_skipped = p->snd_nxt;
+	for (; psn != p->snd_nxt && p->nlost; psn++) {
+		struct rt_txpkt *t = slot(p, psn);
+		if (t->state != TX_LOST)
+			continue;
+		if (t->resend_at > now) {
+			if (psn_lt(psn, first_skipped))
+				first_skipped = psn;
+			continue;
+		}
+		if (!window_open(p, t->len) || !pacing_allows(p, now))
+			break;
+		if (!(t->flags & TXF_UNSENT)) {
+			t->flags |= TXF_RETX;
+			p->ep->st.retransmits++;
+			p->paths[t->path].retransmits++;
+		}
+		t->flags &= (uint8_t)~TXF_UNSENT;
+		t->path = unit_path(p, t->len, now);
+		t->state = TX_INFLIGHT;
+		t->sent_us = now;
+		p->nlost--;
+		p->inflight_bytes += t->len;
+		p->inflight_pkts++;
+		emit(p, psn, now);
+		pace(p, t->len + RT_DATA_OVERHEAD, now);
+		sent++;
+	}
+	p->lost_scan = psn_lt(first_skipped, psn) ? first_skipped : psn;
+	if (p->nlost == 0)
+		p->lost_scan = p->snd_nxt;
+	return sent;
+}
+
+int rt_tx_push(struct rt_peer *p, uint64_t now)
+{
+	if (p->state != PEER_OK)
+		return 0;
+	rt_ctx *ctx = p->ep->ctx;
+	if (!p->ring && ring_alloc(p, RT_RING_MIN) != 0)
+		return 0;
+	int sent = 0;
+	if (p->nlost)
+		sent += resend_lost(p, now);
+	while (p->sq_head) {
+		struct rt_msg *m = p->sq_head;
+		if (m->msg_id - p->live_head->msg_id >= RT_MSG_WIN)
+			break; /* receiver tracks at most RT_MSG_WIN live messages */
+		uint64_t left = m->len - m->next_off;
+		uint32_t len = m->op == RT_WOP_READ_REQ ? 0 :
+			       (uint32_t)(left < ctx->max_payload ? left : ctx->max_payload);
+		if (!window_open(p, len) || !pacing_allows(p, now))
+			break;
+		if (p->snd_nxt - p->snd_una > p->ring_mask) {
+			if (p->ring_mask + 1 >= RT_RING_MAX || ring_alloc(p, (p->ring_mask + 1) * 2))
+				break;
+		}
+		uint32_t psn = p->snd_nxt++;
+		struct rt_txpkt *t = slot(p, psn);
+		*acked_word(p, psn) &= ~acked_bit(psn);
+		t->msg = m;
+		t->off = m->next_off;
+		t->len = len;
+		t->sent_us = now;
+		t->resend_at = 0;
+		t->state = TX_INFLIGHT;
+		t->flags = 0;
+		t->path = unit_path(p, len, now);
+		m->pkts_out++;
+		if (!p->inflight_pkts)
+			p->last_progress_us = now;
+		p->inflight_bytes += len;
+		p->inflight_pkts++;
+		emit(p, psn, now);
+		pace(p, len + RT_DATA_OVERHEAD, now);
+		sent++;
+		m->next_off += len;
+		if (m->op == RT_WOP_READ_REQ || m->next_off >= m->len) {
+			m->all_sent = 1;
+			m->state = MSG_SENT;
+			p->sq_head = m->next;
+			if (!p->sq_head)
+				p->sq_tail = NULL;
+			m->next = NULL;
+		}
+	}
+	return sent;
+}
+
+/* ------------------------------------------------------------- ACK/NAK */
+
+static void rtt_update(struct rt_peer *p, uint64_t sample)
+{
+	rt_ctx *ctx = p->ep->ctx;
+	if (sample == 0)
+		sample = 1;
+	if (sample < p->min_rtt_us)
+		p->min_rtt_us = sample;
+	if (!p->srtt_us) {
+		p->srtt_us = sample;
+		p->rttvar_us = sample / 2;
+	} else {
+		uint64_t err = sample > p->srtt_us ? sample - p->srtt_us : p->srtt_us - sample;
+		p->rttvar_us = (3 * p->rttvar_us + err) / 4;
+		p->srtt_us = (7 * p->srtt_us + sample) / 8;
+	}
+	uint64_t rto = p->srtt_us + 4 * p->rttvar_us;
+	if (rto < ctx->cfg.rto_min_us)
+		rto = ctx->cfg.rto_min_us;
+	if (rto > ctx->cfg.rto_max_us)
+		rto = ctx->cfg.rto_max_us;
+	p->rto_us = rto;
+}
+
+struct ack_acc {
+	uint64_t bytes;
+	uint64_t newest_sent;   /* send time of the newest acked original */
+	uint64_t newest_rtt;
+};
+
+static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_acc *acc)
+{
+	struct rt_txpkt *t = slot(p, psn);
+	if (t->state != TX_INFLIGHT && t->state != TX_LOST)
+		return;
+	if (t->state == TX_LOST) {
+		p->nlost--; /* the original made it after all */
+	} else {
+		p->inflight_bytes -= t->len;
+		p->inflight_pkts--;
+		struct rt_path_state *ps = &p->paths[t->path];
+		if (ps->inflight)
+			ps->inflight--;
+	}
+	uint64_t rtt = now - t->sent_us;
+	if (!(t->flags & TXF_RETX)) {
+		rt_path_on_ack(p, t->path, rtt, now);
+		if (t->sent_us >= acc->newest_sent) {
+			acc->newest_sent = t->sent_us;
+			acc->newest_rtt = rtt;
+		}
+	} else {
+		rt_path_on_ack(p, t->path, 0, now);
+	}
+	if (t->sent_us > p->rack_sent_us) {
+		p->rack_sent_us = t->sent_us;
+		p->rack_rtt_us = rtt;
+	}
+	t->state = TX_ACKED;
+	*acked_word(p, psn) |= acked_bit(psn);
+	acc->bytes += t->len;
+	struct rt_msg *m = t->msg;
+	t->msg = NULL;
+	m->rnr_since_us = 0;
+	m->pkts_out--;
+	rt_msg_maybe_release(m);
+}
+
+static void ack_range(struct rt_peer *p, uint32_t s, uint32_t e, uint64_t now,
+		      struct ack_acc *acc)
+{
+	/* clamp to the outstanding window */
+	if (psn_lt(s, p->snd_una))
+		s = p->snd_una;
+	if (psn_lt(p->snd_nxt, e))
+		e = p->snd_nxt;
+	while (psn_lt(s, e)) {
+		/* skip already-acked packets a word at a time */
+		uint64_t w = *acked_word(p, s) >> (s & 63);
+		if (w == ~0ull >> (s & 63)) {
+			uint32_t step = 64 - (s & 63);
+			s += step;
+			continue;
+		}
+		if (!(w & 1))
+			ack_one(p, s, now, acc);
+		s++;
+	}
+}
+
+static uint64_t reo_wnd(const struct rt_peer *p)
+{
+	uint64_t base = p->min_rtt_us == UINT64_MAX ? 100 : p->min_rtt_us;
+	uint64_t w = p->reo_mult * base / 4;
+	if (w < 20)
+		w = 20;
+	if (p->srtt_us && w > p->srtt_us)
+		w = p->srtt_us;
+	return w;
+}
+
+static void mark_lost(struct rt_peer *p, uint32_t psn, bool timeout, uint64_t now)
+{
+	struct rt_txpkt *t = slot(p, psn);
+	if (psn_lt(psn, p->lost_scan))
+		p->lost_scan = psn;
+	t->state = TX_LOST;
+	t->resend_at = now;
+	p->inflight_bytes -= t->len;
+	p->inflight_pkts--;
+	p->nlost++;
+	struct rt_path_state *ps = &p->paths[t->path];
+	if (ps->inflight)
+		ps->inflight--;
+	rt_path_on_loss(p, t->path, timeout, now);
+}
+
+/* RACK: a packet is lost once a packet sent later was delivered and
+ * rack_rtt + reo_wnd has passed since it was sent. */
+static void detect_losses(struct rt_peer *p, uint64_t now)
+{
+	if (!p->inflight_pkts || !p->rack_sent_us)
+		return;
+	uint64_t wnd = reo_wnd(p);
+	uint64_t lost_bytes = 0;
+	for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
+		struct rt_txpkt *t = slot(p, psn);
+		if (t->state != TX_INFLIGHT)
+			continue;
+		if (t->sent_us >= p->rack_sent_us) {
+			if (!(t->flags & TXF_RETX))
+				break; /* originals after this were sent later still */
+			continue;
+		}
+		if (now >= t->sent_us + p->rack_rtt_us + wnd) {
+			lost_bytes += t->len;
+			mark_lost(p, psn, false, now);
+			p->ep->st.fast_retransmits++;
+		}
+	}
+	if (lost_bytes)
+		p->cc->on_loss(p->cc_state, now, lost_bytes, p->srtt_us);
+}
+
+void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack_hdr *a,
+		  uint64_t now)
+{
+	(void)h;
+	struct rt_ep *ep = p->ep;
+	ep->st.acks_received++;
+	p->last_rx_us = now;
+	if (!p->ring || psn_lt(p->snd_nxt, a->cum_psn)) {
+		ep->st.malformed++; /* acknowledges packets never sent */
+		return;
+	}
+	struct ack_acc acc = { 0, 0, 0 };
+	if (psn_lt(p->snd_una, a->cum_psn))
+		ack_range(p, p->snd_una, a->cum_psn, now, &acc);
+	for (unsigned i = 0; i < a->nranges; i++)
+		ack_range(p, a->r[i].start, a->r[i].end, now, &acc);
+	/* slide the window over acknowledged slots */
+	while (p->snd_una != p->snd_nxt && slot(p, p->snd_una)->state == TX_ACKED) {
+		slot(p, p->snd_una)->state = TX_FREE;
+		*acked_word(p, p->snd_una) &= ~acked_bit(p->snd_una);
+		p->snd_una++;
+	}
+	if (a->aflags & RT_ACKF_DUP) {
+		/* a retransmission was unnecessary: widen the reordering window */
+		ep->st.spurious_retransmits++;
+		if (p->reo_mult < 16)
+			p->reo_mult++;
+		p->recoveries = 0;
+	}
+	if (a->aflags & RT_ACKF_CE)
+		ep->st.ecn_ce += a->ce_count;
+	if (acc.newest_sent) {
+		uint64_t s = acc.newest_rtt;
+		if (s > a->ack_delay_us && s - a->ack_delay_us >= (p->min_rtt_us == UINT64_MAX ? 0 : p->min_rtt_us / 2))
+			s -= a->ack_delay_us;
+		rtt_update(p, s);
+	}
+	if (acc.bytes) {
+		p->rto_backoff = 0;
+		p->last_progress_us = now;
+		p->tlp_sent = 0;
+		struct rt_cc_ack ca = {
+			.now_us = now,
+			.acked_bytes = acc.bytes,
+			.rtt_us = acc.newest_sent ? acc.newest_rtt : 0,
+			.base_rtt_us = p->min_rtt_us == UINT64_MAX ? 0 : p->min_rtt_us,
+			.srtt_us = p->srtt_us,
+			.inflight_bytes = p->inflight_bytes,
+			.ecn_ce_bytes = (uint64_t)a->ce_count * p->ep->ctx->max_payload,
+		};
+		p->cc->on_ack(p->cc_state, &ca);
+		if (++p->recoveries > 256 && p->reo_mult > 1) {
+			p->reo_mult--; /* decay the reordering window slowly */
+			p->recoveries = 0;
+		}
+	}
+	detect_losses(p, now);
+	rt_peer_activate(p);
+}
+
+void rt_tx_on_nak(struct rt_peer *p, const struct rt_nak_hdr *n, uint64_t now)
+{
+	struct rt_ep *ep = p->ep;
+	p->last_rx_us = now;
+	ep->st.naks_received++;
+	if (!p->ring || psn_lt(n->psn, p->snd_una) || !psn_lt(n->psn, p->snd_nxt))
+		return; /* stale */
+	struct rt_txpkt *t = slot(p, n->psn);
+	if ((t->state != TX_INFLIGHT && t->state != TX_LOST) || !t->msg ||
+	    t->msg->msg_id != n->msg_id)
+		return;
+	struct rt_msg *m = t->msg;
+	if (n->kind == RT_NAK_RNR) {
+		ep->st.rnr_naks++;
+		if (!m->rnr_since_us)
+			m->rnr_since_us = now;
+		if (now - m->rnr_since_us > (uint64_t)ep->ctx->cfg.rnr_timeout_ms * 1000) {
+			msg_fail(p, m, RT_WC_RNR_TIMEOUT, now);
+			return;
+		}
+		if (t->state == TX_INFLIGHT) {
+			t->state = TX_LOST;
+			p->inflight_bytes -= t->len;
+			p->inflight_pkts--;
+			p->nlost++;
+			t->flags |= TXF_UNSENT; /* a re-send after RNR is not a loss retransmit */
+		}
+		uint64_t d = p->srtt_us > RNR_DELAY_MIN_US ? p->srtt_us : RNR_DELAY_MIN_US;
+		t->resend_at = now + d;
+		if (psn_lt(n->psn, p->lost_scan))
+			p->lost_scan = n->psn;
+		return;
+	}
+	if (m->failed) {
+		/* a straggler of an already failed message: make sure it is an abort */
+		t->flags |= TXF_ABORT;
+		if (t->state == TX_INFLIGHT) {
+			t->state = TX_LOST;
+			p->inflight_bytes -= t->len;
+			p->inflight_pkts--;
+			p->nlost++;
+		}
+		t->resend_at = now;
+		if (psn_lt(n->psn, p->lost_scan))
+			p->lost_scan = n->psn;
+		return;
+	}
+	msg_fail(p, m, n->status, now);
+	p->lost_scan = p->snd_una;
+}
+
+/* ------------------------------------------------------------- timers */
+
+void rt_tx_timers(struct rt_peer *p, uint64_t now)
+{
+	if (p->state != PEER_OK)
+		return;
+	rt_ctx *ctx = p->ep->ctx;
+	if (!rt_peer_has_work(p)) {
+		p->last_rx_us = now;
+		return;
+	}
+	if (now - p->last_rx_us > (uint64_t)ctx->cfg.timeout_ms * 1000) {
+		rt_log(2, "peer %u of endpoint %u silent for %u ms: failing its operations", p->id,
+		       p->ep->id, ctx->cfg.timeout_ms);
+		rt_peer_fail(p, RT_WC_TIMEOUT);
+		return;
+	}
+	/* RNR: give up on messages the receiver never made room for */
+	if (p->nlost) {
+		for (struct rt_msg *m = p->live_head; m; m = m->lnext) {
+			if (m->rnr_since_us && !m->failed &&
+			    now - m->rnr_since_us > (uint64_t)ctx->cfg.rnr_timeout_ms * 1000) {
+				msg_fail(p, m, RT_WC_RNR_TIMEOUT, now);
+				break; /* list changed */
+			}
+		}
+	}
+	if (p->inflight_pkts) {
+		detect_losses(p, now);
+		/* tail loss probe: nothing acknowledged for a while (a lost last
+		 * packet cannot trigger RACK): resend the newest packet early */
+		uint64_t pto = 2 * (p->srtt_us ? p->srtt_us : 500) + 200;
+		if (!p->tlp_sent && p->inflight_pkts && now >= p->last_progress_us + pto) {
+			for (uint32_t psn = p->snd_nxt - 1; psn_le(p->snd_una, psn); psn--) {
+				if (slot(p, psn)->state == TX_INFLIGHT) {
+					mark_lost(p, psn, false, now);
+					p->ep->st.tlp_probes++;
+					break;
+				}
+			}
+			p->tlp_sent = 1;
+		}
+		/* RTO: the oldest outstanding transmission waited too long */
+		uint64_t rto = p->rto_us << (p->rto_backoff < 6 ? p->rto_backoff : 6);
+		if (rto > ctx->cfg.rto_max_us)
+			rto = ctx->cfg.rto_max_us;
+		uint64_t oldest = UINT64_MAX;
+		for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
+			struct rt_txpkt *t = slot(p, psn);
+			if (t->state == TX_INFLIGHT && t->sent_us < oldest) {
+				oldest = t->sent_us;
+				if (!(t->flags & TXF_RETX))
+					break;
+			}
+		}
+		if (oldest != UINT64_MAX && now >= oldest + rto) {
+			p->ep->st.rto_events++;
+			for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
+				struct rt_txpkt *t = slot(p, psn);
+				if (t->state == TX_INFLIGHT && now >= t->sent_us + rto) {
+					mark_lost(p, psn, true, now);
+					p->paths[t->path].timeouts++;
+				}
+			}
+			p->rto_backoff++;
+			p->lost_scan = p->snd_una;
+			p->cc->on_timeout(p->cc_state, now);
+		}
+	}
+}
+
+uint64_t rt_tx_next_timer(const struct rt_peer *p, uint64_t now)
+{
+	rt_ctx *ctx = p->ep->ctx;
+	if (p->state != PEER_OK || !rt_peer_has_work(p))
+		return now + 100000;
+	uint64_t t = p->last_rx_us + (uint64_t)ctx->cfg.timeout_ms * 1000;
+	if (p->nlost || (p->sq_head && p->pace_next_us > now)) {
+		uint64_t d = p->pace_next_us > now ? p->pace_next_us : now + RNR_DELAY_MIN_US / 4;
+		if (d < t)
+			t = d;
+	}
+	if (p->inflight_pkts) {
+		uint64_t d = now + (p->srtt_us ? p->srtt_us / 2 + 20 : 200);
+		uint64_t r = now + p->rto_us;
+		if (r < d)
+			d = r;
+		if (d < t)
+			t = d;
+	}
+	return t;
+}
+
+/* ------------------------------------------------------------- teardown */
+
+static void fail_all(struct rt_peer *p, uint32_t status)
+{
+	/* report every live message once, then free everything */
+	for (struct rt_msg *m = p->live_head; m; m = m->lnext)
+		if (m->state != MSG_DONE)
+			rt_msg_complete(m, status);
+	while (p->live_head)
+		rt_msg_release(p->live_head);
+	p->sq_head = p->sq_tail = NULL;
+	if (p->ring)
+		memset(p->ring, 0, (p->ring_mask + 1) * sizeof(struct rt_txpkt) +
+					   (p->ring_mask + 1) / 8);
+	p->snd_una = p->snd_nxt;
+	p->inflight_bytes = 0;
+	p->inflight_pkts = 0;
+	p->nlost = 0;
+}
+
+void rt_peer_fail(struct rt_peer *p, uint32_t status)
+{
+	if (p->state == PEER_FAILED)
+		return;
+	p->state = PEER_FAILED;
+	p->fail_status = status;
+	fail_all(p, status);
+	rt_peer_rx_free(p);
+}
+
+void rt_peer_tx_free(struct rt_peer *p)
+{
+	fail_all(p, RT_WC_FLUSHED);
+	free(p->ring);
+	p->ring = NULL;
+	free(p->resp_wait);
+	p->resp_wait = NULL;
+}
+
+void rt_tx_unsent(struct rt_peer *p, uint32_t psn)
+{
+	if (!p->ring || psn_lt(psn, p->snd_una) || !psn_lt(psn, p->snd_nxt))
+		return;
+	struct rt_txpkt *t = slot(p, psn);
+	if (t->state != TX_INFLIGHT)
+		return;
+	t->state = TX_LOST;
+	t->flags |= TXF_UNSENT;
+	t->resend_at = 0;
+	p->inflight_bytes -= t->len;
+	p->inflight_pkts--;
+	p->nlost++;
+	struct rt_path_state *ps = &p->paths[t->path];
+	if (ps->inflight)
+		ps->inflight--;
+	if (psn_lt(psn, p->lost_scan))
+		p->lost_scan = psn;
+	p->ep->st.tx_packets--;
+}
