@@ -308,9 +308,11 @@ static int submit(struct rt_peer *p, struct rt_msg *m)
 	}
 	if (m->mr)
 		m->mr->inflight++;
-	rt_tx_enqueue(p, m);
 	uint64_t now = rt_now_us();
+	if (now < ctx->now_us)
+		now = ctx->now_us;
 	ctx->now_us = now;
+	rt_tx_enqueue(p, m);
 	rt_tx_push(p, now);
 	rt_io_flush(ctx, now);
 	pthread_mutex_unlock(&ctx->lock);

@@ -48,6 +48,9 @@ static int run_peers(rt_ctx *ctx, uint64_t now)
 
 int rt_engine_once(rt_ctx *ctx, uint64_t now)
 {
+	/* several threads drive the engine: keep protocol time monotonic */
+	if (now < ctx->now_us)
+		now = ctx->now_us;
 	ctx->now_us = now;
 	int work = 0;
 	for (int i = 0; i < 4; i++) {
@@ -115,9 +118,10 @@ static void *engine_main(void *arg)
 			drain_evfd(ctx->io.evfd);
 			continue;
 		}
-		uint64_t now = rt_now_us();
 		pthread_mutex_lock(&ctx->lock);
+		uint64_t now = rt_now_us(); /* read under the lock: see rt_engine_once */
 		rt_engine_once(ctx, now);
+		now = ctx->now_us;
 		bool spin = now - ctx->last_activity_us < ctx->cfg.busy_poll_us;
 		uint64_t deadline = spin ? now : next_deadline(ctx, now);
 		if (!spin)

@@ -25,6 +25,46 @@ static inline uint64_t *acked_word(struct rt_peer *p, uint32_t psn)
 
 static inline uint64_t acked_bit(uint32_t psn) { return 1ull << (psn & 63); }
 
+#ifdef RT_DEBUG_INVARIANTS
+#include <stdio.h>
+void rt_tx_check(struct rt_peer *p, const char *where);
+void rt_tx_check(struct rt_peer *p, const char *where)
+{
+	if (!p->ring)
+		return;
+	uint32_t infl = 0, lost = 0;
+	uint64_t bytes = 0;
+	for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
+		struct rt_txpkt *t = slot(p, psn);
+		if (t->state == TX_INFLIGHT) {
+			infl++;
+			bytes += t->len;
+		} else if (t->state == TX_LOST) {
+			lost++;
+		}
+		bool bit = *acked_word(p, psn) & acked_bit(psn);
+		if (bit != (t->state == TX_ACKED)) {
+			fprintf(stderr, "[%s] psn %u state %u bit %d\n", where, psn, t->state, bit);
+			abort();
+		}
+	}
+	uint32_t out = 0;
+	for (struct rt_msg *m = p->live_head; m; m = m->lnext)
+		out += m->pkts_out;
+	if (infl != p->inflight_pkts || lost != p->nlost || out != infl + lost ||
+	    bytes != p->inflight_bytes) {
+		fprintf(stderr, "[%s] infl %u/%u lost %u/%u out %u bytes %lu/%lu una %u nxt %u\n",
+			where, infl, p->inflight_pkts, lost, p->nlost, out,
+			(unsigned long)bytes, (unsigned long)p->inflight_bytes, p->snd_una, p->snd_nxt);
+		abort();
+	}
+}
+#define CHECK(p, w) rt_tx_check(p, w)
+#else
+#define CHECK(p, w) ((void)0)
+#endif
+
+
 static int ring_alloc(struct rt_peer *p, uint32_t size)
 {
 	/* one allocation: size tx slots followed by size bits of "acked" map */
@@ -362,13 +402,15 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 		sent += resend_lost(p, now);
 	while (p->sq_head) {
 		struct rt_msg *m = p->sq_head;
-		if (m->msg_id - p->live_head->msg_id >= RT_MSG_WIN)
+		if (m->msg_id - p->live_head->msg_id >= RT_MSG_WIN) {
 			break; /* receiver tracks at most RT_MSG_WIN live messages */
+		}
 		uint64_t left = m->len - m->next_off;
 		uint32_t len = m->op == RT_WOP_READ_REQ ? 0 :
 			       (uint32_t)(left < ctx->max_payload ? left : ctx->max_payload);
-		if (!window_open(p, len) || !pacing_allows(p, now))
+		if (!window_open(p, len) || !pacing_allows(p, now)) {
 			break;
+		}
 		if (p->snd_nxt - p->snd_una > p->ring_mask) {
 			if (p->ring_mask + 1 >= RT_RING_MAX || ring_alloc(p, (p->ring_mask + 1) * 2))
 				break;
@@ -402,6 +444,7 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 			m->next = NULL;
 		}
 	}
+	CHECK(p, "push");
 	return sent;
 }
 
@@ -606,7 +649,9 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 			p->recoveries = 0;
 		}
 	}
+	CHECK(p, "ack-pre-loss");
 	detect_losses(p, now);
+	CHECK(p, "ack");
 	rt_peer_activate(p);
 }
 
@@ -672,7 +717,7 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 		p->last_rx_us = now;
 		return;
 	}
-	if (now - p->last_rx_us > (uint64_t)ctx->cfg.timeout_ms * 1000) {
+	if (now > p->last_rx_us && now - p->last_rx_us > (uint64_t)ctx->cfg.timeout_ms * 1000) {
 		rt_log(2, "peer %u of endpoint %u silent for %u ms: failing its operations", p->id,
 		       p->ep->id, ctx->cfg.timeout_ms);
 		rt_peer_fail(p, RT_WC_TIMEOUT);
@@ -681,7 +726,7 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 	/* RNR: give up on messages the receiver never made room for */
 	if (p->nlost) {
 		for (struct rt_msg *m = p->live_head; m; m = m->lnext) {
-			if (m->rnr_since_us && !m->failed &&
+			if (m->rnr_since_us && !m->failed && now > m->rnr_since_us &&
 			    now - m->rnr_since_us > (uint64_t)ctx->cfg.rnr_timeout_ms * 1000) {
 				msg_fail(p, m, RT_WC_RNR_TIMEOUT, now);
 				break; /* list changed */
