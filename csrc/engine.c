@@ -16,6 +16,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <stdlib.h>
 
 #include "internal.h"
 
@@ -77,6 +79,39 @@ int rt_ctx_progress(rt_ctx *ctx)
 	int n = ctx->destroying ? 0 : rt_engine_once(ctx, rt_now_us());
 	pthread_mutex_unlock(&ctx->lock);
 	return n;
+}
+
+int rt_inject_packet(rt_ctx *ctx, const void *pkt, size_t len, const char *from_ip,
+		     uint16_t from_port)
+{
+	if (!ctx || (!pkt && len))
+		return rt_seterr(RT_ERR_INVAL, "rt_inject_packet: context and packet are required");
+	if (len > 65535)
+		return rt_seterr(RT_ERR_INVAL, "rt_inject_packet: %zu bytes exceed a UDP datagram", len);
+	struct sockaddr_in from;
+	memset(&from, 0, sizeof(from));
+	from.sin_family = AF_INET;
+	from.sin_port = htons(from_port);
+	if (inet_pton(AF_INET, from_ip ? from_ip : "127.0.0.1", &from.sin_addr) != 1)
+		return rt_seterr(RT_ERR_INVAL, "rt_inject_packet: bad source address");
+	uint8_t *copy = malloc(len ? len : 1); /* the receive path may patch bytes */
+	if (!copy)
+		return rt_seterr(RT_ERR_NOMEM, "rt_inject_packet: out of memory");
+	if (len)
+		memcpy(copy, pkt, len);
+	pthread_mutex_lock(&ctx->lock);
+	if (!ctx->destroying) {
+		uint64_t now = rt_now_us();
+		if (now < ctx->now_us)
+			now = ctx->now_us;
+		ctx->now_us = now;
+		rt_rx_packet(ctx, copy, (uint32_t)len, &from, 0, now);
+		rt_rx_flush_acks(ctx, now);
+		rt_io_flush(ctx, now);
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	free(copy);
+	return RT_OK;
 }
 
 static uint64_t next_deadline(rt_ctx *ctx, uint64_t now)

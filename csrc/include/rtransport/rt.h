@@ -202,6 +202,13 @@ RT_API void rt_ctx_destroy(rt_ctx *ctx);
 RT_API int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info);
 /** Probe the machine without creating a context (bind_addr may be NULL). */
 RT_API int rt_probe(const char *bind_addr, struct rt_ctx_info *info);
+/**
+ * rt_inject_packet() - testing hook: hand @len bytes to the receive path
+ * of @ctx as if they arrived from @from_ip:@from_port (fuzzing, tests).
+ * The packet goes through exactly the code real datagrams take.
+ */
+RT_API int rt_inject_packet(rt_ctx *ctx, const void *pkt, size_t len, const char *from_ip,
+			    uint16_t from_port);
 /** Drive progress once from the calling thread. Returns events processed. */
 RT_API int rt_ctx_progress(rt_ctx *ctx);
 
