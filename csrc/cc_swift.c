@@ -52,6 +52,7 @@ struct swift_state {
 	uint32_t rto_count;       /* RTOs since the last ACK of new data */
 	uint8_t decreased;        /* last_decrease_us is valid */
 	uint8_t over_target;      /* last RTT sample was at/above target */
+	uint8_t queueing;         /* last RTT sample showed >= target/2 of queue */
 	uint8_t probing;          /* window held at one MSS to drain the queue */
 	uint8_t congested;        /* delay-based decrease since the last probe */
 };
@@ -268,6 +269,7 @@ static void swift_on_ack(void *st, const struct rt_cc_ack *ack)
 		double target = swift_target_us(s);
 
 		s->over_target = delay >= target;
+		s->queueing = 2.0 * delay >= target;
 		if (s->over_target) {
 			congested = 1;
 			factor = 1.0 - s->beta * (delay - target) / delay;
@@ -313,8 +315,13 @@ static void swift_on_ack(void *st, const struct rt_cc_ack *ack)
  * @srtt_us: smoothed RTT; no decrease if one happened less than @srtt_us
  *           ago (shared with on_ack's decreases).
  *
- * Ends a base-RTT probe, then multiplies the window by (1 - max_mdf),
- * clamped to min_cwnd.
+ * Ends a base-RTT probe.  If the last RTT sample showed a queue of at
+ * least half the target, multiplies the window by (1 - max_mdf), clamped
+ * to min_cwnd (half, so that a buffer shallower than the target still
+ * counts as congestion).  Loss without queueing is not treated as congestion: with
+ * packet spraying it is random loss or a failing path, which the path
+ * quarantine (paths.c) handles; cutting the window for it is what makes
+ * loss-based control collapse at 1% random loss.
  */
 static void swift_on_loss(void *st, uint64_t now_us, uint64_t lost_bytes,
 			  uint64_t srtt_us)
@@ -325,7 +332,7 @@ static void swift_on_loss(void *st, uint64_t now_us, uint64_t lost_bytes,
 	if (srtt_us)
 		s->srtt_us = srtt_us;
 	swift_end_probe(s);
-	if (swift_can_decrease(s, now_us, srtt_us))
+	if (s->queueing && swift_can_decrease(s, now_us, srtt_us))
 		swift_decrease(s, now_us, 1.0 - s->max_mdf);
 }
 

@@ -168,11 +168,12 @@ struct rt_peer *rt_ep_add_peer(struct rt_ep *ep, const struct sockaddr_in *addr,
 	p->addr = *addr;
 	p->remote_ep = remote_ep;
 	p->remote_nonce = nonce;
-	if (rt_paths_init(p) != 0) {
+	uint64_t now = ep->ctx->now_us ? ep->ctx->now_us : rt_now_us();
+	rt_peer_init_tx(p, now);
+	if (rt_paths_init(p, now) != 0) {
 		free(p);
 		return NULL;
 	}
-	rt_peer_init_tx(p, ep->ctx->now_us ? ep->ctx->now_us : rt_now_us());
 	uint32_t b = peer_bucket(remote_ep, nonce);
 	p->hnext = ep->phash[b];
 	ep->phash[b] = p;
@@ -504,7 +505,8 @@ int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st)
 		if (p->min_rtt_us && p->min_rtt_us != UINT64_MAX &&
 		    (!st->min_rtt_us || p->min_rtt_us < st->min_rtt_us))
 			st->min_rtt_us = p->min_rtt_us;
-		st->cwnd_bytes += p->cc->cwnd_bytes(p->cc_state);
+		for (uint32_t k = 0; k < ep->ctx->npaths; k++)
+			st->cwnd_bytes += rt_path_cwnd(p, (uint16_t)k);
 		st->inflight_bytes += p->inflight_bytes;
 		st->peers_failed += p->state == PEER_FAILED;
 	}

@@ -134,8 +134,12 @@ struct rt_txpkt {
 
 /* ------------------------------------------------------------- paths */
 #define RT_RTT_BUCKETS 64
-struct rt_path_state {           /* per peer, per path */
+struct rt_path_state {           /* per peer, per path: a flow of its own */
+	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control of this path */
 	uint64_t tx_packets, tx_bytes, acked, losses, retransmits, timeouts;
+	uint64_t inflight_bytes;
+	uint64_t pace_next_us;           /* pacing: next unit may leave then */
+	uint64_t rack_sent_us;           /* newest send time delivered on this path */
 	uint32_t inflight;
 	uint32_t consec_bad;     /* losses since the last good ACK */
 	uint64_t quarantine_until;
@@ -205,9 +209,7 @@ struct rt_peer {
 	uint64_t last_progress_us;       /* last ACK of new data (or first send) */
 	uint8_t tlp_sent;                /* a tail-loss probe is outstanding */
 	uint64_t last_rx_us;             /* anything heard from the peer */
-	uint64_t pace_next_us;
 	const struct rt_cc_ops *cc;
-	uint64_t cc_state[RT_CC_STATE_MAX / 8];
 	uint16_t path_rr;                /* round-robin cursor */
 	uint16_t batch_path;             /* path of the current spray unit */
 	uint32_t batch_left;             /* packets left in the spray unit */
@@ -393,8 +395,11 @@ RT_HIDDEN void rt_ep_complete(struct rt_ep *ep, uint64_t wr_id, uint32_t opcode,
 			      bool has_imm, uint32_t imm);
 
 /* paths.c */
-RT_HIDDEN int rt_paths_init(struct rt_peer *p);
-RT_HIDDEN uint16_t rt_path_pick(struct rt_peer *p, uint64_t now);
+RT_HIDDEN int rt_paths_init(struct rt_peer *p, uint64_t now);
+RT_HIDDEN int rt_path_pick_tx(struct rt_peer *p, uint64_t now); /* -1: none open */
+RT_HIDDEN uint16_t rt_path_pick(struct rt_peer *p, uint64_t now);  /* control packets */
+RT_HIDDEN uint64_t rt_path_cwnd(const struct rt_peer *p, uint16_t path);
+RT_HIDDEN uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t now);
 RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now);
 RT_HIDDEN void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *ps, int n);

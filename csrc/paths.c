@@ -7,6 +7,7 @@
  * probed again, with exponential back-off while it keeps failing.
  */
 #include <arpa/inet.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,38 +18,111 @@
 #define QUARANTINE_BASE_US 20000    /* first quarantine: 20 ms */
 #define QUARANTINE_MAX_SHIFT 5      /* up to 640 ms */
 
-int rt_paths_init(struct rt_peer *p)
+int rt_paths_init(struct rt_peer *p, uint64_t now)
 {
-	uint32_t n = p->ep->ctx->npaths ? p->ep->ctx->npaths : 1;
+	rt_ctx *ctx = p->ep->ctx;
+	uint32_t n = ctx->npaths ? ctx->npaths : 1;
 	p->paths = calloc(n, sizeof(*p->paths));
-	return p->paths ? 0 : -1;
+	if (!p->paths)
+		return -1;
+	/* every path is a flow with its own window; together they start
+	 * with the peer's initial window */
+	uint64_t mss = ctx->max_payload;
+	uint64_t init = 128 * mss < ctx->cfg.max_inflight_bytes ? 128 * mss :
+								   ctx->cfg.max_inflight_bytes;
+	init /= n;
+	if (init < 2 * mss)
+		init = 2 * mss;
+	struct rt_cc_params cp = {
+		.mss = (uint32_t)mss,
+		.target_delay_us = ctx->cfg.cc_target_delay_us,
+		.init_cwnd_bytes = init,
+		.min_cwnd_bytes = mss,
+		.max_cwnd_bytes = ctx->cfg.max_inflight_bytes,
+	};
+	for (uint32_t i = 0; i < n; i++)
+		p->cc->init(p->paths[i].cc_state, &cp, now);
+	return 0;
+}
+
+uint64_t rt_path_cwnd(const struct rt_peer *p, uint16_t path)
+{
+	return p->cc->cwnd_bytes(p->paths[path].cc_state);
+}
+
+/* A quarantined path whose time is up becomes usable again, on probation:
+ * one more loss puts it straight back. */
+static bool path_usable(struct rt_path_state *ps, uint64_t now)
+{
+	if (ps->quarantined && ps->quarantine_until <= now) {
+		ps->quarantined = false;
+		ps->consec_bad = QUARANTINE_AFTER - 1;
+	}
+	return !ps->quarantined;
+}
+
+static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now)
+{
+	const struct rt_path_state *ps = &p->paths[i];
+	if (ps->inflight && ps->inflight_bytes >= rt_path_cwnd(p, (uint16_t)i))
+		return false; /* window full */
+	return ps->pace_next_us <= now;
+}
+
+int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
+{
+	uint32_t n = p->ep->ctx->npaths;
+	uint32_t usable = 0, fallback = UINT32_MAX;
+	uint64_t fb_until = UINT64_MAX;
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t i = (p->path_rr + k) % n;
+		struct rt_path_state *ps = &p->paths[i];
+		if (!path_usable(ps, now)) {
+			if (ps->quarantine_until < fb_until) {
+				fb_until = ps->quarantine_until;
+				fallback = i;
+			}
+			continue;
+		}
+		usable++;
+		if (path_open(p, i, now)) {
+			p->path_rr = (uint16_t)((i + 1) % n);
+			return (int)i;
+		}
+	}
+	/* every path quarantined: keep going on the one released soonest */
+	if (!usable && fallback != UINT32_MAX && path_open(p, fallback, now))
+		return (int)fallback;
+	return -1;
+}
+
+uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
+{
+	uint64_t t = UINT64_MAX;
+	for (uint32_t i = 0; i < p->ep->ctx->npaths; i++) {
+		const struct rt_path_state *ps = &p->paths[i];
+		uint64_t d = ps->quarantined ? ps->quarantine_until : ps->pace_next_us;
+		if (ps->inflight && ps->inflight_bytes >= rt_path_cwnd(p, (uint16_t)i))
+			continue; /* waits for an ACK, not for time */
+		if (d < now)
+			d = now;
+		if (d < t)
+			t = d;
+	}
+	return t;
 }
 
 uint16_t rt_path_pick(struct rt_peer *p, uint64_t now)
 {
 	uint32_t n = p->ep->ctx->npaths;
-	if (n <= 1)
-		return 0;
-	uint32_t best = UINT32_MAX;
-	uint64_t best_until = UINT64_MAX;
 	for (uint32_t k = 0; k < n; k++) {
 		uint32_t i = (p->path_rr + k) % n;
-		struct rt_path_state *ps = &p->paths[i];
-		if (ps->quarantined && ps->quarantine_until <= now) {
-			/* probe: one more loss puts it straight back */
-			ps->quarantined = false;
-			ps->consec_bad = QUARANTINE_AFTER - 1;
-		}
-		if (!ps->quarantined) {
+		if (path_usable(&p->paths[i], now)) {
 			p->path_rr = (uint16_t)((i + 1) % n);
 			return (uint16_t)i;
 		}
-		if (ps->quarantine_until < best_until) {
-			best_until = ps->quarantine_until;
-			best = i;
-		}
 	}
-	return (uint16_t)(best == UINT32_MAX ? 0 : best); /* all quarantined: least bad */
+	return (uint16_t)(p->path_rr % n);
 }
 
 static uint32_t rtt_bucket(uint64_t rtt)

@@ -88,6 +88,8 @@ static int ring_alloc(struct rt_peer *p, uint32_t size)
 	return 0;
 }
 
+static void path_unsent(struct rt_peer *p, struct rt_txpkt *t);
+
 void rt_hdr_fill(struct rt_peer *p, struct rt_hdr *h, uint8_t type)
 {
 	struct rt_ep *ep = p->ep;
@@ -110,18 +112,7 @@ void rt_peer_init_tx(struct rt_peer *p, uint64_t now)
 	p->rto_us = ctx->cfg.rto_min_us > 4000 ? ctx->cfg.rto_min_us : 4000;
 	p->reo_mult = 1;
 	p->last_rx_us = now;
-	p->cc = ctx->cc;
-	uint64_t mss = ctx->max_payload;
-	struct rt_cc_params cp = {
-		.mss = (uint32_t)mss,
-		.target_delay_us = ctx->cfg.cc_target_delay_us,
-		.init_cwnd_bytes = 128 * mss < ctx->cfg.max_inflight_bytes ? 128 * mss :
-									      ctx->cfg.max_inflight_bytes,
-		.min_cwnd_bytes = mss,
-		.max_cwnd_bytes = ctx->cfg.max_inflight_bytes,
-	};
-	memset(p->cc_state, 0, sizeof(p->cc_state));
-	p->cc->init(p->cc_state, &cp, now);
+	p->cc = ctx->cc; /* per-path state is set up by rt_paths_init() */
 }
 
 bool rt_peer_has_work(const struct rt_peer *p)
@@ -255,6 +246,7 @@ static void msg_fail(struct rt_peer *p, struct rt_msg *m, uint32_t status, uint6
 				t->state = TX_LOST;
 				p->inflight_bytes -= t->len;
 				p->inflight_pkts--;
+				path_unsent(p, t);
 				p->nlost++;
 			}
 			t->resend_at = now;
@@ -305,51 +297,75 @@ static void emit(struct rt_peer *p, uint32_t psn, uint64_t now)
 	struct rt_path_state *ps = &p->paths[t->path];
 	ps->tx_packets++;
 	ps->tx_bytes += pay;
-	ps->inflight++;
 }
 
-static uint64_t cwnd(struct rt_peer *p) { return p->cc->cwnd_bytes(p->cc_state); }
-
-static bool window_open(struct rt_peer *p, uint32_t len)
+/*
+ * Spray units: a unit (one GSO batch, or one packet) goes out on one path
+ * as a burst; each unit starts on the next path, round-robin, whose own
+ * window and pacer allow it.  Returns false when no path is open.
+ */
+static bool unit_start(struct rt_peer *p, uint32_t pkt_bytes, uint64_t now)
 {
-	(void)len;
-	return p->inflight_bytes < cwnd(p) || p->inflight_pkts == 0;
-}
-
-static uint16_t unit_path(struct rt_peer *p, uint32_t pkt_bytes, uint64_t now)
-{
-	if (p->batch_left == 0) {
-		rt_ctx *ctx = p->ep->ctx;
-		p->batch_path = rt_path_pick(p, now);
-		uint32_t unit = 1;
-		if (ctx->cfg.spray_unit == 0 && ctx->io.gso) {
-			uint32_t seg = pkt_bytes + RT_DATA_OVERHEAD;
-			unit = RT_GSO_MAX_BYTES / seg;
-			if (unit > RT_GSO_MAX_SEGS)
-				unit = RT_GSO_MAX_SEGS;
-			if (unit < 1)
-				unit = 1;
-		}
-		p->batch_left = unit;
+	if (p->batch_left)
+		return true;
+	rt_ctx *ctx = p->ep->ctx;
+	if (p->inflight_bytes >= ctx->cfg.max_inflight_bytes)
+		return false;
+	int path = rt_path_pick_tx(p, now);
+	if (path < 0)
+		return false;
+	uint32_t unit = 1;
+	if (ctx->cfg.spray_unit == 0 && ctx->io.gso) {
+		uint32_t seg = pkt_bytes + RT_DATA_OVERHEAD;
+		unit = RT_GSO_MAX_BYTES / seg;
+		if (unit > RT_GSO_MAX_SEGS)
+			unit = RT_GSO_MAX_SEGS;
+		/* no bigger than what the path's window has room for */
+		struct rt_path_state *ps = &p->paths[path];
+		uint64_t w = rt_path_cwnd(p, (uint16_t)path);
+		uint64_t room = w > ps->inflight_bytes ? w - ps->inflight_bytes : 0;
+		uint64_t fit = pkt_bytes ? (room + pkt_bytes - 1) / pkt_bytes : unit;
+		if (fit < unit)
+			unit = (uint32_t)fit;
+		if (unit < 1)
+			unit = 1;
 	}
+	p->batch_path = (uint16_t)path;
+	p->batch_left = unit;
+	return true;
+}
+
+static uint16_t unit_next(struct rt_peer *p)
+{
 	p->batch_left--;
 	return p->batch_path;
 }
 
-static void pace(struct rt_peer *p, uint32_t bytes, uint64_t now)
+static void pace(struct rt_peer *p, uint16_t path, uint32_t bytes, uint64_t now)
 {
-	uint64_t rate = p->cc->pacing_rate_bps(p->cc_state, p->srtt_us);
+	struct rt_path_state *ps = &p->paths[path];
+	uint64_t srtt = ps->srtt_us ? ps->srtt_us : p->srtt_us;
+	uint64_t rate = p->cc->pacing_rate_bps(ps->cc_state, srtt);
 	if (!rate)
 		return;
-	if (p->pace_next_us < now)
-		p->pace_next_us = now;
-	p->pace_next_us += (uint64_t)bytes * 8u * 1000000u / rate;
+	if (ps->pace_next_us < now)
+		ps->pace_next_us = now;
+	ps->pace_next_us += (uint64_t)bytes * 8u * 1000000u / rate;
 }
 
-static bool pacing_allows(struct rt_peer *p, uint64_t now)
+static void path_sent(struct rt_peer *p, struct rt_txpkt *t)
 {
-	/* checked at spray-unit boundaries: a unit goes out as one burst */
-	return p->batch_left > 0 || p->pace_next_us <= now;
+	struct rt_path_state *ps = &p->paths[t->path];
+	ps->inflight++;
+	ps->inflight_bytes += t->len;
+}
+
+static void path_unsent(struct rt_peer *p, struct rt_txpkt *t)
+{
+	struct rt_path_state *ps = &p->paths[t->path];
+	if (ps->inflight)
+		ps->inflight--;
+	ps->inflight_bytes -= ps->inflight_bytes > t->len ? t->len : ps->inflight_bytes;
 }
 
 static int resend_lost(struct rt_peer *p, uint64_t now)
@@ -366,7 +382,7 @@ static int resend_lost(struct rt_peer *p, uint64_t now)
 				first_skipped = psn;
 			continue;
 		}
-		if (!window_open(p, t->len) || !pacing_allows(p, now))
+		if (!unit_start(p, t->len, now))
 			break;
 		if (!(t->flags & TXF_UNSENT)) {
 			t->flags |= TXF_RETX;
@@ -374,14 +390,15 @@ static int resend_lost(struct rt_peer *p, uint64_t now)
 			p->paths[t->path].retransmits++;
 		}
 		t->flags &= (uint8_t)~TXF_UNSENT;
-		t->path = unit_path(p, t->len, now);
+		t->path = unit_next(p);
 		t->state = TX_INFLIGHT;
 		t->sent_us = now;
 		p->nlost--;
 		p->inflight_bytes += t->len;
 		p->inflight_pkts++;
+		path_sent(p, t);
 		emit(p, psn, now);
-		pace(p, t->len + RT_DATA_OVERHEAD, now);
+		pace(p, t->path, t->len + RT_DATA_OVERHEAD, now);
 		sent++;
 	}
 	p->lost_scan = psn_lt(first_skipped, psn) ? first_skipped : psn;
@@ -408,9 +425,8 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 		uint64_t left = m->len - m->next_off;
 		uint32_t len = m->op == RT_WOP_READ_REQ ? 0 :
 			       (uint32_t)(left < ctx->max_payload ? left : ctx->max_payload);
-		if (!window_open(p, len) || !pacing_allows(p, now)) {
+		if (!unit_start(p, len, now))
 			break;
-		}
 		if (p->snd_nxt - p->snd_una > p->ring_mask) {
 			if (p->ring_mask + 1 >= RT_RING_MAX || ring_alloc(p, (p->ring_mask + 1) * 2))
 				break;
@@ -425,14 +441,15 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 		t->resend_at = 0;
 		t->state = TX_INFLIGHT;
 		t->flags = 0;
-		t->path = unit_path(p, len, now);
+		t->path = unit_next(p);
 		m->pkts_out++;
 		if (!p->inflight_pkts)
 			p->last_progress_us = now;
 		p->inflight_bytes += len;
 		p->inflight_pkts++;
+		path_sent(p, t);
 		emit(p, psn, now);
-		pace(p, len + RT_DATA_OVERHEAD, now);
+		pace(p, t->path, len + RT_DATA_OVERHEAD, now);
 		sent++;
 		m->next_off += len;
 		if (m->op == RT_WOP_READ_REQ || m->next_off >= m->len) {
@@ -473,10 +490,15 @@ static void rtt_update(struct rt_peer *p, uint64_t sample)
 	p->rto_us = rto;
 }
 
+struct path_acc {
+	uint64_t bytes, sent, rtt;
+};
+
 struct ack_acc {
 	uint64_t bytes;
 	uint64_t newest_sent;   /* send time of the newest acked original */
 	uint64_t newest_rtt;
+	struct path_acc *pa;    /* per path, ctx->npaths entries */
 };
 
 static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_acc *acc)
@@ -489,16 +511,23 @@ static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_ac
 	} else {
 		p->inflight_bytes -= t->len;
 		p->inflight_pkts--;
-		struct rt_path_state *ps = &p->paths[t->path];
-		if (ps->inflight)
-			ps->inflight--;
+		path_unsent(p, t);
 	}
 	uint64_t rtt = now - t->sent_us;
+	struct path_acc *pa = &acc->pa[t->path];
+	struct rt_path_state *ps = &p->paths[t->path];
+	pa->bytes += t->len;
+	if (t->sent_us > ps->rack_sent_us)
+		ps->rack_sent_us = t->sent_us;
 	if (!(t->flags & TXF_RETX)) {
 		rt_path_on_ack(p, t->path, rtt, now);
 		if (t->sent_us >= acc->newest_sent) {
 			acc->newest_sent = t->sent_us;
 			acc->newest_rtt = rtt;
+		}
+		if (t->sent_us >= pa->sent) {
+			pa->sent = t->sent_us;
+			pa->rtt = rtt;
 		}
 	} else {
 		rt_path_on_ack(p, t->path, 0, now);
@@ -560,9 +589,7 @@ static void mark_lost(struct rt_peer *p, uint32_t psn, bool timeout, uint64_t no
 	p->inflight_bytes -= t->len;
 	p->inflight_pkts--;
 	p->nlost++;
-	struct rt_path_state *ps = &p->paths[t->path];
-	if (ps->inflight)
-		ps->inflight--;
+	path_unsent(p, t);
 	rt_path_on_loss(p, t->path, timeout, now);
 }
 
@@ -572,8 +599,16 @@ static void detect_losses(struct rt_peer *p, uint64_t now)
 {
 	if (!p->inflight_pkts || !p->rack_sent_us)
 		return;
-	uint64_t wnd = reo_wnd(p);
-	uint64_t lost_bytes = 0;
+	uint32_t np = p->ep->ctx->npaths;
+	uint64_t lost[np];
+	memset(lost, 0, sizeof(lost));
+	bool any = false;
+	/* same path (FIFO): a later packet got through, so this one is lost
+	 * after the reordering window; across paths only after a further
+	 * half RTT, because sprayed paths have different queues */
+	uint64_t same = p->rack_rtt_us + reo_wnd(p);
+	uint64_t cross_extra = p->srtt_us / 2 > reo_wnd(p) ? p->srtt_us / 2 : reo_wnd(p);
+	uint64_t cross = p->rack_rtt_us + cross_extra;
 	for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
 		struct rt_txpkt *t = slot(p, psn);
 		if (t->state != TX_INFLIGHT)
@@ -583,14 +618,20 @@ static void detect_losses(struct rt_peer *p, uint64_t now)
 				break; /* originals after this were sent later still */
 			continue;
 		}
-		if (now >= t->sent_us + p->rack_rtt_us + wnd) {
-			lost_bytes += t->len;
+		bool path_passed = t->sent_us < p->paths[t->path].rack_sent_us;
+		if (now >= t->sent_us + (path_passed ? same : cross)) {
+			lost[t->path] += t->len;
+			any = true;
 			mark_lost(p, psn, false, now);
 			p->ep->st.fast_retransmits++;
 		}
 	}
-	if (lost_bytes)
-		p->cc->on_loss(p->cc_state, now, lost_bytes, p->srtt_us);
+	if (!any)
+		return;
+	for (uint32_t i = 0; i < np; i++)
+		if (lost[i])
+			p->cc->on_loss(p->paths[i].cc_state, now, lost[i],
+				       p->paths[i].srtt_us ? p->paths[i].srtt_us : p->srtt_us);
 }
 
 void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack_hdr *a,
@@ -604,7 +645,10 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 		ep->st.malformed++; /* acknowledges packets never sent */
 		return;
 	}
-	struct ack_acc acc = { 0, 0, 0 };
+	uint32_t np = ep->ctx->npaths;
+	struct path_acc pa[np];
+	memset(pa, 0, sizeof(pa));
+	struct ack_acc acc = { 0, 0, 0, pa };
 	if (psn_lt(p->snd_una, a->cum_psn))
 		ack_range(p, p->snd_una, a->cum_psn, now, &acc);
 	for (unsigned i = 0; i < a->nranges; i++)
@@ -634,16 +678,22 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 		p->rto_backoff = 0;
 		p->last_progress_us = now;
 		p->tlp_sent = 0;
-		struct rt_cc_ack ca = {
-			.now_us = now,
-			.acked_bytes = acc.bytes,
-			.rtt_us = acc.newest_sent ? acc.newest_rtt : 0,
-			.base_rtt_us = p->min_rtt_us == UINT64_MAX ? 0 : p->min_rtt_us,
-			.srtt_us = p->srtt_us,
-			.inflight_bytes = p->inflight_bytes,
-			.ecn_ce_bytes = (uint64_t)a->ce_count * p->ep->ctx->max_payload,
-		};
-		p->cc->on_ack(p->cc_state, &ca);
+		uint64_t ce_bytes = (uint64_t)a->ce_count * p->ep->ctx->max_payload;
+		for (uint32_t i = 0; i < np; i++) {
+			if (!pa[i].bytes)
+				continue;
+			struct rt_path_state *ps = &p->paths[i];
+			struct rt_cc_ack ca = {
+				.now_us = now,
+				.acked_bytes = pa[i].bytes,
+				.rtt_us = pa[i].rtt,
+				.base_rtt_us = p->min_rtt_us == UINT64_MAX ? 0 : p->min_rtt_us,
+				.srtt_us = ps->srtt_us ? ps->srtt_us : p->srtt_us,
+				.inflight_bytes = ps->inflight_bytes,
+				.ecn_ce_bytes = ce_bytes * pa[i].bytes / acc.bytes,
+			};
+			p->cc->on_ack(ps->cc_state, &ca);
+		}
 		if (++p->recoveries > 256 && p->reo_mult > 1) {
 			p->reo_mult--; /* decay the reordering window slowly */
 			p->recoveries = 0;
@@ -679,6 +729,7 @@ void rt_tx_on_nak(struct rt_peer *p, const struct rt_nak_hdr *n, uint64_t now)
 			t->state = TX_LOST;
 			p->inflight_bytes -= t->len;
 			p->inflight_pkts--;
+			path_unsent(p, t);
 			p->nlost++;
 			t->flags |= TXF_UNSENT; /* a re-send after RNR is not a loss retransmit */
 		}
@@ -695,6 +746,7 @@ void rt_tx_on_nak(struct rt_peer *p, const struct rt_nak_hdr *n, uint64_t now)
 			t->state = TX_LOST;
 			p->inflight_bytes -= t->len;
 			p->inflight_pkts--;
+			path_unsent(p, t);
 			p->nlost++;
 		}
 		t->resend_at = now;
@@ -763,16 +815,22 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 		}
 		if (oldest != UINT64_MAX && now >= oldest + rto) {
 			p->ep->st.rto_events++;
+			uint32_t np = ctx->npaths;
+			bool hit[np];
+			memset(hit, 0, sizeof(hit));
 			for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
 				struct rt_txpkt *t = slot(p, psn);
 				if (t->state == TX_INFLIGHT && now >= t->sent_us + rto) {
 					mark_lost(p, psn, true, now);
 					p->paths[t->path].timeouts++;
+					hit[t->path] = true;
 				}
 			}
 			p->rto_backoff++;
 			p->lost_scan = p->snd_una;
-			p->cc->on_timeout(p->cc_state, now);
+			for (uint32_t i = 0; i < np; i++)
+				if (hit[i])
+					p->cc->on_timeout(p->paths[i].cc_state, now);
 		}
 	}
 }
@@ -783,8 +841,10 @@ uint64_t rt_tx_next_timer(const struct rt_peer *p, uint64_t now)
 	if (p->state != PEER_OK || !rt_peer_has_work(p))
 		return now + 100000;
 	uint64_t t = p->last_rx_us + (uint64_t)ctx->cfg.timeout_ms * 1000;
-	if (p->nlost || (p->sq_head && p->pace_next_us > now)) {
-		uint64_t d = p->pace_next_us > now ? p->pace_next_us : now + RNR_DELAY_MIN_US / 4;
+	if (p->nlost || p->sq_head) {
+		uint64_t d = rt_paths_next_send(p, now);
+		if (p->nlost && d > now + RNR_DELAY_MIN_US / 4)
+			d = now + RNR_DELAY_MIN_US / 4;
 		if (d < t)
 			t = d;
 	}
@@ -851,9 +911,7 @@ void rt_tx_unsent(struct rt_peer *p, uint32_t psn)
 	p->inflight_bytes -= t->len;
 	p->inflight_pkts--;
 	p->nlost++;
-	struct rt_path_state *ps = &p->paths[t->path];
-	if (ps->inflight)
-		ps->inflight--;
+	path_unsent(p, t);
 	if (psn_lt(psn, p->lost_scan))
 		p->lost_scan = psn;
 	p->ep->st.tx_packets--;

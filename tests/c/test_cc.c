@@ -512,18 +512,31 @@ static void case_swift_reacts_to_loss(void)
 	struct sim s;
 	double util;
 
+	/* random loss on an uncongested path (queueing 10 us < target/2):
+	 * not congestion, the window stays */
 	memset(&st, 0, sizeof(st));
 	ops->init(st.b, &p, 0);
 	t = feed_acks(ops, st.b, 1000, 10, 30, 20, 0);
 	c0 = ops->cwnd_bytes(st.b);
 	ops->on_loss(st.b, t, 1500, 30);
 	c1 = ops->cwnd_bytes(st.b);
-	ops->on_loss(st.b, t + 10, 1500, 30);  /* same RTT: no effect */
-	ops->on_loss(st.b, t + 29, 3000, 30);
+	printf("unit: no queue: cwnd %lu -> loss %lu\n", (unsigned long)c0, (unsigned long)c1);
+	check(c1 >= c0, "loss without queueing shrank cwnd %lu -> %lu", (unsigned long)c0,
+	      (unsigned long)c1);
+	/* loss with a queue of 40 us (>= target/2): multiplicative decrease */
+	memset(&st, 0, sizeof(st));
+	ops->init(st.b, &p, 0);
+	t = feed_acks(ops, st.b, 1000, 10, 60, 20, 0);
+	t += 100; /* past the once-per-RTT limit of any delay-based decrease */
+	c0 = ops->cwnd_bytes(st.b);
+	ops->on_loss(st.b, t, 1500, 60);
+	c1 = ops->cwnd_bytes(st.b);
+	ops->on_loss(st.b, t + 10, 1500, 60);  /* same RTT: no effect */
+	ops->on_loss(st.b, t + 59, 3000, 60);
 	c2 = ops->cwnd_bytes(st.b);
-	ops->on_loss(st.b, t + 30, 1500, 30);  /* next RTT: decrease again */
+	ops->on_loss(st.b, t + 60, 1500, 60);  /* next RTT: decrease again */
 	c3 = ops->cwnd_bytes(st.b);
-	printf("unit: cwnd %lu -> loss %lu (x%.3f) -> 2 more losses within "
+	printf("unit: queue: cwnd %lu -> loss %lu (x%.3f) -> 2 more losses within "
 	       "one srtt %lu -> loss one srtt later %lu\n",
 	       (unsigned long)c0, (unsigned long)c1, (double)c1 / c0,
 	       (unsigned long)c2, (unsigned long)c3);
@@ -533,16 +546,17 @@ static void case_swift_reacts_to_loss(void)
 	check(fabs((double)c3 / c1 - 0.5) < 0.01,
 	      "loss one RTT later changed cwnd by x%.3f", (double)c3 / c1);
 
-	/* loss-driven equilibrium: target so high delay never triggers */
+	/* loss-driven equilibrium: a tail-drop buffer (32 packets, about
+	 * 38 us at 10 Gbit/s) shallower than the 50 us target */
 	base_cfg(&c);
-	c.p.target_delay_us = 100000;
-	c.queue_limit = 64 * 1500;
+	c.p.target_delay_us = 50;
+	c.queue_limit = 32 * 1500;
 	c.duration_ns = 100 * MS;
 	c.meas_ns = 50 * MS;
 	c.trace_ns = 0;
 	sim_run(&s, &c);
 	util = sim_util(&s);
-	printf("sim: tail-drop queue of 64 packets, delay signal off: "
+	printf("sim: tail-drop queue of 32 packets, shallower than the target: "
 	       "%lu losses of %lu packets, cwnd %lu, utilisation %.1f%%\n",
 	       (unsigned long)s.losses, (unsigned long)s.f[0].sent,
 	       (unsigned long)cwnd_of(c.ops, s.f[0].st.b), util * 100);
