@@ -127,7 +127,7 @@ int rt_ctx_create(const struct rt_config *cfg_in, rt_ctx **out)
 		return rt_seterr(r, "%s", msg);
 	}
 	rt_ctx_info(ctx, &ctx->info);
-	rt_log(1, "context %s:%u mtu=%u payload=%u paths=%u gso=%s gro=%s cc=%s progress=%s "
+	rt_log(0, "context %s:%u mtu=%u payload=%u paths=%u gso=%s gro=%s cc=%s progress=%s "
 	       "sndbuf=%u rcvbuf=%u", ctx->bind, ctx->io.ports[0], ctx->cfg.mtu, ctx->max_payload,
 	       ctx->npaths, ctx->io.gso ? "on" : "off", ctx->io.gro ? "on" : "off", ctx->cc_name,
 	       ctx->cfg.progress == RT_PROGRESS_MANUAL ? "manual" : "thread", ctx->io.sndbuf,

@@ -98,7 +98,8 @@ void rt_ep_destroy(rt_ep *ep)
 	while (ep->rq_head) {
 		struct rt_recv_wr *w = ep->rq_head;
 		ep->rq_head = w->next;
-		rt_ep_complete(ep, w->wr_id, RT_OP_RECV, RT_WC_FLUSHED, 0, 0, false, 0);
+		rt_ep_complete(ep, w->wr_id, RT_OP_RECV, RT_WC_FLUSHED, 0, RT_PEER_NONE, false, 0);
+		w->mr->inflight--;
 		free(w);
 	}
 	ctx->eps[ep->id - 1] = NULL;

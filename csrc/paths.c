@@ -31,8 +31,8 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 	uint64_t init = 128 * mss < ctx->cfg.max_inflight_bytes ? 128 * mss :
 								   ctx->cfg.max_inflight_bytes;
 	init /= n;
-	if (init < 2 * mss)
-		init = 2 * mss;
+	if (init < mss)
+		init = mss;
 	struct rt_cc_params cp = {
 		.mss = (uint32_t)mss,
 		.target_delay_us = ctx->cfg.cc_target_delay_us,
@@ -156,14 +156,22 @@ void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t 
 	}
 }
 
+/*
+ * A loss counts against a path's health only when it is evidence about
+ * that path: packets sent later (on any path) were delivered.  A
+ * retransmission timeout means nothing got through at all; that says
+ * nothing about which path is bad, so it never quarantines a path.
+ */
 void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now)
 {
 	struct rt_path_state *ps = &p->paths[path];
 	ps->losses++;
+	if (timeout)
+		return;
 	ps->consec_bad++;
 	if (p->ep->ctx->npaths <= 1 || ps->quarantined)
 		return;
-	if (ps->consec_bad >= QUARANTINE_AFTER || (timeout && ps->consec_bad >= 2)) {
+	if (ps->consec_bad >= QUARANTINE_AFTER) {
 		uint32_t shift = ps->quarantine_count < QUARANTINE_MAX_SHIFT ?
 					 (uint32_t)ps->quarantine_count : QUARANTINE_MAX_SHIFT;
 		ps->quarantined = true;

@@ -813,6 +813,9 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 					break;
 			}
 		}
+		/* like TCP, the timer restarts whenever an ACK makes progress */
+		if (oldest != UINT64_MAX && oldest < p->last_progress_us)
+			oldest = p->last_progress_us;
 		if (oldest != UINT64_MAX && now >= oldest + rto) {
 			p->ep->st.rto_events++;
 			uint32_t np = ctx->npaths;
@@ -820,7 +823,7 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 			memset(hit, 0, sizeof(hit));
 			for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
 				struct rt_txpkt *t = slot(p, psn);
-				if (t->state == TX_INFLIGHT && now >= t->sent_us + rto) {
+				if (t->state == TX_INFLIGHT && now >= t->sent_us + rto / 2) {
 					mark_lost(p, psn, true, now);
 					p->paths[t->path].timeouts++;
 					hit[t->path] = true;

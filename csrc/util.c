@@ -115,7 +115,7 @@ void rt_config_init(struct rt_config *cfg)
 	cfg->busy_poll_us = 200;
 	cfg->timeout_ms = 3000;
 	cfg->rnr_timeout_ms = 3000;
-	cfg->rto_min_us = 2000;
+	cfg->rto_min_us = 10000; /* last resort: RACK and TLP recover first */
 	cfg->rto_max_us = 200000;
 	cfg->max_inflight_bytes = 8u << 20;
 	cfg->gso = RT_AUTO;
@@ -123,7 +123,9 @@ void rt_config_init(struct rt_config *cfg)
 	cfg->sndbuf = 4u << 20;
 	cfg->rcvbuf = 16u << 20;
 	cfg->cc = "swift";
-	cfg->cc_target_delay_us = 0; /* 0 = algorithm default */
+	/* 200 us: several 9000-byte frames at 1-10 Gbit/s plus the scheduling
+	 * jitter of a busy-polling user-space stack on a small VM */
+	cfg->cc_target_delay_us = 200;
 	cfg->spray_unit = 0;
 	cfg->fault_delay_us = 200;
 }

@@ -110,6 +110,8 @@ typedef struct rt_mr rt_mr;
 typedef struct rt_cq rt_cq;
 typedef struct rt_ep rt_ep;
 typedef uint32_t rt_peer_t;
+/** Peer field of completions that have no peer (e.g. flushed receives). */
+#define RT_PEER_NONE 0xFFFFFFFFu
 
 /** Progress modes. */
 enum rt_progress {

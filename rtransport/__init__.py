@@ -1,0 +1,89 @@
+"""rtransport: a user-space RDMA-style reliable datagram transport over UDP.
+
+Quick start::
+
+    import rtransport as rt
+
+    with rt.Context() as ctx:
+        a, b = ctx.endpoint(), ctx.endpoint()
+        peer = a.connect(b.address)
+        a.send(peer, b"hello")
+        data, sender = b.recv()
+
+The thin 1:1 C binding is available as ``rtransport.ffi`` / ``rtransport.lib``
+(the cffi module ``rtransport._rt``).
+"""
+
+__version__ = "0.1.0"
+
+from ._rt import ffi, lib  # noqa: E402  (the compiled C core)
+from .errors import (  # noqa: E402
+    AccessError,
+    AddressError,
+    BoundsError,
+    BusyError,
+    ClosedError,
+    CompletionError,
+    InvalidArgument,
+    OutOfMemory,
+    PeerError,
+    RTError,
+    RTSystemError,
+    RTTimeoutError,
+    UnsupportedError,
+    check,
+    error_for,
+)
+from .core import (  # noqa: E402
+    Access,
+    Completion,
+    CompletionQueue,
+    Context,
+    Endpoint,
+    FaultConfig,
+    MemoryRegion,
+    Opcode,
+    Peer,
+    RemoteRegion,
+    Status,
+    probe,
+)
+
+#: Version of the C core (RT_VERSION_MAJOR, RT_VERSION_MINOR).
+c_version = (lib.RT_VERSION_MAJOR, lib.RT_VERSION_MINOR)
+
+__all__ = [
+    "__version__",
+    "c_version",
+    "ffi",
+    "lib",
+    # classes
+    "Context",
+    "Endpoint",
+    "MemoryRegion",
+    "CompletionQueue",
+    "Completion",
+    "Peer",
+    "RemoteRegion",
+    "FaultConfig",
+    "Access",
+    "Opcode",
+    "Status",
+    "probe",
+    # errors
+    "RTError",
+    "InvalidArgument",
+    "OutOfMemory",
+    "RTSystemError",
+    "ClosedError",
+    "RTTimeoutError",
+    "AccessError",
+    "BoundsError",
+    "AddressError",
+    "PeerError",
+    "BusyError",
+    "UnsupportedError",
+    "CompletionError",
+    "check",
+    "error_for",
+]

@@ -1,0 +1,283 @@
+"""Smoke tests of the Python layer: argument validation and object lifetime.
+
+These deliberately avoid protocol behaviour (covered elsewhere); only a
+minimal loopback send/recv checks that the blocking helpers work.
+"""
+
+import gc
+import pickle
+
+import numpy as np
+import pytest
+
+import rtransport as rt
+from rtransport import errors
+
+
+@pytest.fixture
+def ctx():
+    with rt.Context() as c:
+        yield c
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_error_classes_map_codes():
+    lib = rt.lib
+    cases = {
+        lib.RT_ERR_INVAL: (rt.InvalidArgument, ValueError),
+        lib.RT_ERR_NOMEM: (rt.OutOfMemory, MemoryError),
+        lib.RT_ERR_SYS: (rt.RTSystemError, OSError),
+        lib.RT_ERR_CLOSED: (rt.ClosedError, rt.RTError),
+        lib.RT_ERR_TIMEOUT: (rt.RTTimeoutError, TimeoutError),
+        lib.RT_ERR_ACCESS: (rt.AccessError, PermissionError),
+        lib.RT_ERR_BOUNDS: (rt.BoundsError, IndexError),
+        lib.RT_ERR_ADDR: (rt.AddressError, ValueError),
+        lib.RT_ERR_PEER: (rt.PeerError, ConnectionError),
+        lib.RT_ERR_BUSY: (rt.BusyError, rt.RTError),
+        lib.RT_ERR_UNSUPPORTED: (rt.UnsupportedError, NotImplementedError),
+    }
+    for code, (cls, builtin) in cases.items():
+        with pytest.raises(cls) as ei:
+            rt.check(code)
+        assert isinstance(ei.value, builtin)
+        assert isinstance(ei.value, rt.RTError)
+        assert ei.value.code == code
+    assert rt.check(0) == 0
+    assert rt.check(7) == 7
+
+
+def test_error_message_and_pickle():
+    e = rt.RTTimeoutError("took too long")
+    assert str(e) == "took too long"
+    assert e.code == rt.lib.RT_ERR_TIMEOUT
+    e2 = pickle.loads(pickle.dumps(e))
+    assert type(e2) is rt.RTTimeoutError and str(e2) == "took too long"
+    s = rt.RTSystemError("socket: errno 98", code=rt.lib.RT_ERR_SYS)
+    assert str(s) == "socket: errno 98"
+
+
+def test_errors_module_exports():
+    for name in errors.__all__:
+        assert getattr(rt, name) is getattr(errors, name)
+
+
+# ---------------------------------------------------------------- context config
+
+
+def test_unknown_kwarg_lists_valid_names():
+    with pytest.raises(TypeError) as ei:
+        rt.Context(no_such_option=1)
+    msg = str(ei.value)
+    assert "no_such_option" in msg
+    assert "mtu" in msg and "rto_min_us" in msg
+
+
+def test_bad_progress_and_tristate():
+    with pytest.raises(rt.InvalidArgument):
+        rt.Context(progress="sometimes")
+    with pytest.raises(rt.InvalidArgument):
+        rt.Context(gso="maybe")
+
+
+def test_bad_fault_option():
+    with pytest.raises(TypeError, match="valid"):
+        rt.Context(fault={"drop": 0.1, "explode": 1.0})
+
+
+def test_negative_numeric_option():
+    with pytest.raises(rt.InvalidArgument, match="mtu"):
+        rt.Context(mtu=-1)
+
+
+def test_c_side_config_validation():
+    with pytest.raises(rt.InvalidArgument):
+        rt.Context(mtu=100)
+    with pytest.raises(rt.InvalidArgument):
+        rt.Context(fault=rt.FaultConfig(drop=2.0))
+
+
+def test_context_properties(ctx):
+    assert ctx.port > 0
+    assert ctx.bind == "127.0.0.1"
+    info = ctx.info()
+    assert info["port"] == ctx.port
+    assert isinstance(info["cc"], str)
+
+
+# ---------------------------------------------------------------- memory regions
+
+
+def test_register_bytes_is_rejected(ctx):
+    with pytest.raises(rt.InvalidArgument, match="writable"):
+        ctx.register(b"read only")
+
+
+def test_register_non_buffer(ctx):
+    with pytest.raises(TypeError):
+        ctx.register([1, 2, 3])
+
+
+def test_register_non_contiguous_numpy(ctx):
+    a = np.zeros((8, 8), dtype=np.uint8)[:, ::2]
+    with pytest.raises(rt.InvalidArgument, match="ascontiguousarray"):
+        ctx.register(a)
+
+
+def test_register_numpy_and_bytearray(ctx):
+    a = np.arange(16, dtype=np.uint64)
+    with ctx.register(a, rt.Access.LOCAL_WRITE | rt.Access.REMOTE_READ) as mr:
+        assert mr.length == a.nbytes
+        assert mr.addr == a.ctypes.data
+        assert mr.access & rt.Access.REMOTE_READ
+        d = mr.descriptor()
+        assert isinstance(d, bytes) and len(d) == rt.lib.RT_MR_DESC_SIZE
+        assert isinstance(mr.rkey, int)
+    assert mr.closed
+    b = bytearray(100)
+    mr = ctx.register(b)
+    with pytest.raises(BufferError):
+        b.extend(b"x")  # registered memory must not move
+    mr.close()
+    mr.close()
+
+
+def test_bad_access_flags(ctx):
+    with pytest.raises(rt.InvalidArgument):
+        ctx.register(bytearray(8), access=1 << 10)
+
+
+# ---------------------------------------------------------------- lifetime
+
+
+def test_close_twice_and_closed_errors():
+    ctx = rt.Context()
+    cq = ctx.completion_queue()
+    ep = ctx.endpoint(cq)
+    mr = ctx.register(bytearray(64))
+    ctx.close()
+    ctx.close()
+    for obj in (ctx, cq, ep, mr):
+        assert obj.closed
+    with pytest.raises(rt.ClosedError, match="Context"):
+        ctx.endpoint()
+    with pytest.raises(rt.ClosedError, match="Endpoint"):
+        ep.address
+    with pytest.raises(rt.ClosedError, match="CompletionQueue"):
+        cq.poll()
+    with pytest.raises(rt.ClosedError, match="MemoryRegion"):
+        mr.descriptor()
+    ep.close()
+    cq.close()
+    mr.close()
+
+
+def test_cq_busy_while_endpoint_open(ctx):
+    cq = ctx.completion_queue()
+    ep = ctx.endpoint(cq)
+    with pytest.raises(rt.BusyError):
+        cq.close()
+    ep.close()
+    cq.close()
+
+
+def test_private_cq_closes_with_endpoint(ctx):
+    ep = ctx.endpoint()
+    cq = ep.cq
+    ep.close()
+    assert cq.closed
+
+
+def test_garbage_collection_is_safe(ctx):
+    for _ in range(3):
+        ep = ctx.endpoint()
+        mr = ctx.register(bytearray(32))
+        ep.post_recv(mr)
+        del ep, mr
+        gc.collect()
+    assert ctx.endpoint().cq.poll() == []
+
+
+# ---------------------------------------------------------------- posting checks
+
+
+def test_post_argument_validation(ctx):
+    a, b = ctx.endpoint(), ctx.endpoint()
+    mr = ctx.register(bytearray(64))
+    peer = a.connect(b.address)
+    assert a.connect(b.address) is peer
+    assert peer == a.connect(b)
+    with pytest.raises(TypeError):
+        a.post_send("not a peer", mr)
+    other = b.connect(a.address)
+    with pytest.raises(rt.InvalidArgument, match="another endpoint"):
+        a.post_send(other, mr)
+    with pytest.raises(TypeError):
+        a.post_send(peer, bytearray(8))
+    with pytest.raises(rt.InvalidArgument, match="wr_id"):
+        a.post_send(peer, mr, wr_id=1 << 63)
+    with pytest.raises(rt.InvalidArgument):
+        a.post_send(peer, mr, offset=-1)
+    with pytest.raises(rt.BoundsError):
+        a.post_send(peer, mr, offset=65)
+    with pytest.raises(rt.BoundsError):
+        a.post_send(peer, mr, offset=8, length=100)
+    with pytest.raises(TypeError, match="remote"):
+        a.post_write(peer, mr, remote=None)
+    with pytest.raises(rt.AddressError):
+        a.post_write(peer, mr, remote=b"short")
+    with pytest.raises(rt.AddressError):
+        a.connect(b"\x00" * 5)
+    with ctx.register(bytearray(8)) as closed_mr:
+        pass
+    with pytest.raises(rt.ClosedError):
+        a.post_recv(closed_mr)
+    with rt.Context() as ctx2:
+        foreign = ctx2.register(bytearray(8))
+        with pytest.raises(rt.InvalidArgument, match="another Context"):
+            a.post_recv(foreign)
+
+
+def test_wait_timeout_returns_empty(ctx):
+    ep = ctx.endpoint()
+    assert ep.cq.wait(timeout=0.05) == []
+    assert len(ep.cq) == 0
+
+
+def test_recv_timeout_raises(ctx):
+    ep = ctx.endpoint()
+    with pytest.raises(rt.RTTimeoutError):
+        ep.recv(timeout=0.1)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+@pytest.mark.parametrize("progress", ["thread", "manual"])
+def test_loopback_send_recv(progress):
+    with rt.Context(progress=progress) as ctx:
+        a, b = ctx.endpoint(), ctx.endpoint()
+        peer = a.connect(b.address)
+        for msg in (b"hello", b"", bytes(range(256)) * 40):
+            # b must have a buffer posted before a's send can complete
+            b_mr = ctx.register(bytearray(max(1, len(msg))))
+            b.post_recv(b_mr, wr_id=7)
+            a.send(peer, msg, timeout=5)
+            (c,) = b.cq.wait(timeout=5)
+            assert c.ok and c.wr_id == 7 and c.opcode == rt.Opcode.RECV
+            assert c.byte_len == len(msg)
+            assert bytes(b_mr.buffer[: c.byte_len]) == msg
+            assert c.peer is not None and c.peer.address == a.address
+            b_mr.close()
+        # recv() helper, reply in the other direction using the peer handle
+        a_peer_on_b = b.connect(a.address)
+        a.post_recv(ctx.register(bytearray(16)), wr_id=1)
+        b.send(a_peer_on_b, b"pong", timeout=5)
+        (c,) = a.cq.wait(timeout=5)
+        assert c.wr_id == 1 and c.byte_len == 4
+        b.prepare_recv()  # a blocking send needs a posted buffer to land in
+        a.send(peer, np.arange(4, dtype=np.uint32), timeout=5)
+        data, sender = b.recv(timeout=5)
+        assert data == np.arange(4, dtype=np.uint32).tobytes()
+        assert sender == a_peer_on_b
