@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Completion queues.  The queue grows instead of overflowing, so no
- * completion is ever lost.  Waiters first spin while driving the progress
+ * completion is lost (unless memory runs out, which is logged).  Waiters first spin while driving the progress
  * engine themselves (their cycles replace the progress thread's, which
  * backs off meanwhile), then sleep on a condition variable.
  */
@@ -83,9 +83,9 @@ void rt_cq_push(struct rt_cq *cq, const struct rt_wc *wc)
 		uint32_t ncap = cq->cap * 2;
 		struct rt_wc *n = malloc(ncap * sizeof(*n));
 		if (!n) {
-			/* keep the completion rather than lose it: spin on memory */
+			/* out of memory: the one case where a completion is lost */
 			pthread_mutex_unlock(&cq->lock);
-			rt_log(3, "completion queue cannot grow: out of memory");
+			rt_log(3, "completion queue cannot grow: out of memory, completion dropped");
 			return;
 		}
 		for (uint32_t i = 0; i < cq->count; i++)

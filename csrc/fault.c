@@ -93,7 +93,7 @@ static struct rt_ep_stats *stats_for(rt_ctx *ctx, const uint8_t *pkt, uint32_t l
 }
 
 void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr_in *from,
-		    uint8_t tos, uint64_t now)
+		    uint8_t tos, uint64_t rx_ts, uint64_t now)
 {
 	struct rt_fault *f = &ctx->fault;
 	struct rt_ep_stats *st = stats_for(ctx, pkt, len);
@@ -129,7 +129,7 @@ void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
 			st->fault_reorders++;
 		return;
 	}
-	rt_rx_packet(ctx, pkt, len, from, tos, now);
+	rt_rx_packet(ctx, pkt, len, from, tos, rx_ts, now);
 }
 
 int rt_fault_release(rt_ctx *ctx, uint64_t now)
@@ -140,7 +140,7 @@ int rt_fault_release(rt_ctx *ctx, uint64_t now)
 		struct rt_fault_pkt *h = f->held;
 		f->held = h->next;
 		f->nheld--;
-		rt_rx_packet(ctx, h->data, h->len, &h->from, h->tos, now);
+		rt_rx_packet(ctx, h->data, h->len, &h->from, h->tos, now, now);
 		free(h);
 		n++;
 	}

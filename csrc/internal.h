@@ -144,13 +144,20 @@ struct rt_path_state {           /* per peer, per path: a flow of its own */
 	uint32_t consec_bad;     /* losses since the last good ACK */
 	uint64_t quarantine_until;
 	uint64_t quarantine_count;
+	uint32_t quarantine_streak;      /* quarantines since it last delivered */
 	uint64_t rtt_last_us, srtt_us;
 	uint32_t hist[RT_RTT_BUCKETS]; /* log2-spaced RTT histogram */
 	bool quarantined;
 };
 
 /* ------------------------------------------------------------- receive */
-enum rxs_state { RXS_EMPTY = 0, RXS_ASSIGNED, RXS_DONE, RXS_FAILED };
+enum rxs_state {
+	RXS_EMPTY = 0,
+	RXS_ASSIGNED,   /* has a receive buffer */
+	RXS_DONE,       /* all bytes placed */
+	RXS_FAILED,     /* completes with `status` (no completion if no buffer) */
+	RXS_SKIP,       /* sender abandoned it before any buffer was assigned */
+};
 struct rt_rx_send {              /* receive side of one SEND, by ssn */
 	uint32_t ssn;
 	uint8_t state;
@@ -356,19 +363,23 @@ RT_HIDDEN struct rt_txq_pkt *rt_txq_add(rt_ctx *ctx, uint64_t now); /* flushes w
 RT_HIDDEN void rt_fault_init(struct rt_fault *f, const struct rt_config *cfg);
 RT_HIDDEN void rt_fault_free(struct rt_fault *f);
 RT_HIDDEN void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len,
-			      const struct sockaddr_in *from, uint8_t tos, uint64_t now);
+			      const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
+			      uint64_t now);
 RT_HIDDEN int rt_fault_release(rt_ctx *ctx, uint64_t now);
 RT_HIDDEN uint64_t rt_fault_next_us(const struct rt_fault *f);
 
 /* receiver.c */
+/* rx_ts: when the kernel received the datagram (monotonic us); timing
+ * uses it so that host scheduling delay is not mistaken for queueing */
 RT_HIDDEN void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len,
-			    const struct sockaddr_in *from, uint8_t tos, uint64_t now);
+			    const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
+			    uint64_t now);
 RT_HIDDEN void rt_rx_flush_acks(rt_ctx *ctx, uint64_t now);
 RT_HIDDEN void rt_peer_rx_free(struct rt_peer *p);
 
 /* sender.c */
 RT_HIDDEN void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h,
-			    const struct rt_ack_hdr *a, uint64_t now);
+			    const struct rt_ack_hdr *a, uint64_t rx_ts, uint64_t now);
 RT_HIDDEN void rt_tx_on_nak(struct rt_peer *p, const struct rt_nak_hdr *n, uint64_t now);
 RT_HIDDEN int rt_tx_push(struct rt_peer *p, uint64_t now);   /* packetize + send */
 RT_HIDDEN void rt_tx_timers(struct rt_peer *p, uint64_t now);

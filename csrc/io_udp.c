@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -125,6 +126,7 @@ static int open_sock(rt_ctx *ctx, const char *addr, uint16_t port, bool rx, int 
 	if (rx) {
 		io->rcvbuf = set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, ctx->cfg.rcvbuf);
 		sock_try_opt(fd, IPPROTO_IP, IP_RECVTOS, 1);
+		sock_try_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1); /* host vs fabric delay */
 		if (ctx->cfg.gro != RT_OFF) {
 			io->gro_supported = sock_try_opt(fd, SOL_UDP, UDP_GRO, 1) == 0;
 			io->gro = io->gro_supported;
@@ -149,8 +151,9 @@ int rt_io_open(rt_ctx *ctx)
 		char tmp[256];
 		snprintf(tmp, sizeof(tmp), "%s", ctx->extra);
 		char *save = NULL;
-		for (char *t = strtok_r(tmp, ", ", &save); t && naddr < 8;
-		     t = strtok_r(NULL, ", ", &save)) {
+		for (char *t = strtok_r(tmp, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+			if (naddr == 8)
+				return rt_seterr(RT_ERR_INVAL, "config: at most 7 extra_addrs are supported");
 			struct in_addr ia;
 			if (inet_pton(AF_INET, t, &ia) != 1)
 				return rt_seterr(RT_ERR_INVAL, "config: extra_addrs entry '%s' is not an "
@@ -224,12 +227,12 @@ void rt_io_close(struct rt_io *io)
 }
 
 static void deliver(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr_in *from,
-		    uint8_t tos, uint64_t now)
+		    uint8_t tos, uint64_t rx_ts, uint64_t now)
 {
 	if (ctx->fault.enabled)
-		rt_fault_input(ctx, pkt, len, from, tos, now);
+		rt_fault_input(ctx, pkt, len, from, tos, rx_ts, now);
 	else
-		rt_rx_packet(ctx, pkt, len, from, tos, now);
+		rt_rx_packet(ctx, pkt, len, from, tos, rx_ts, now);
 }
 
 int rt_io_recv(rt_ctx *ctx, uint64_t now)
@@ -250,18 +253,25 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 		return 0;
 	io->rx_syscalls++;
 	int pkts = 0;
+	/* kernel receive timestamps are CLOCK_REALTIME: map them to our clock */
+	struct timespec tr, tm;
+	clock_gettime(CLOCK_REALTIME, &tr);
+	clock_gettime(CLOCK_MONOTONIC, &tm);
+	int64_t clock_off = ((int64_t)tr.tv_sec - tm.tv_sec) * 1000000 +
+			    (tr.tv_nsec - tm.tv_nsec) / 1000;
 	for (int i = 0; i < n; i++) {
 		struct msghdr *mh = &io->rx_msgs[i].msg_hdr;
 		uint32_t len = io->rx_msgs[i].msg_len;
 		uint8_t *buf = io->rx_iov[i].iov_base;
 		if (mh->msg_flags & MSG_TRUNC) {
 			/* larger than our buffer: cannot be ours */
-			rt_rx_packet(ctx, buf, 0, &io->rx_from[i], 0, now);
+			rt_rx_packet(ctx, buf, 0, &io->rx_from[i], 0, now, now);
 			pkts++;
 			continue;
 		}
 		uint32_t seg = len;
 		uint8_t tos = 0;
+		uint64_t rx_ts = now;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 			if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
 				int v;
@@ -270,13 +280,20 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 					seg = (uint32_t)v;
 			} else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_TOS) {
 				tos = *(uint8_t *)CMSG_DATA(c);
+			} else if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+				struct timespec ts;
+				memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+				int64_t real = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+				int64_t mono = real - clock_off;
+				if (mono > 0 && (uint64_t)mono <= now && now - (uint64_t)mono < 1000000)
+					rx_ts = (uint64_t)mono;
 			}
 		}
 		if (seg == 0)
 			seg = len;
 		for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += seg) {
 			uint32_t l = len - off < seg ? len - off : seg;
-			deliver(ctx, buf + off, l, &io->rx_from[i], tos, now);
+			deliver(ctx, buf + off, l, &io->rx_from[i], tos, rx_ts, now);
 			pkts++;
 			if (len == 0)
 				break;

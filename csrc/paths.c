@@ -149,6 +149,7 @@ void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t 
 	struct rt_path_state *ps = &p->paths[path];
 	ps->acked++;
 	ps->consec_bad = 0;
+	ps->quarantine_streak = 0;
 	if (rtt_us) {
 		ps->rtt_last_us = rtt_us;
 		ps->srtt_us = ps->srtt_us ? (7 * ps->srtt_us + rtt_us) / 8 : rtt_us;
@@ -172,10 +173,11 @@ void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t no
 	if (p->ep->ctx->npaths <= 1 || ps->quarantined)
 		return;
 	if (ps->consec_bad >= QUARANTINE_AFTER) {
-		uint32_t shift = ps->quarantine_count < QUARANTINE_MAX_SHIFT ?
-					 (uint32_t)ps->quarantine_count : QUARANTINE_MAX_SHIFT;
+		uint32_t shift = ps->quarantine_streak < QUARANTINE_MAX_SHIFT ?
+					 ps->quarantine_streak : QUARANTINE_MAX_SHIFT;
 		ps->quarantined = true;
 		ps->quarantine_count++;
+		ps->quarantine_streak++;
 		ps->quarantine_until = now + ((uint64_t)QUARANTINE_BASE_US << shift);
 	}
 }

@@ -51,15 +51,17 @@ static void send_slots_retire(struct rt_peer *p)
 		struct rt_rx_send *s = &p->rx_send[p->rx_ssn_base & (RT_MSG_WIN - 1)];
 		if (s->ssn != p->rx_ssn_base || (s->state != RXS_DONE && s->state != RXS_FAILED))
 			break;
-		if (s->state == RXS_DONE) {
+		if (s->state == RXS_FAILED && !s->mr) {
+			/* skipped: no buffer, no completion */
+		} else if (s->state == RXS_DONE) {
 			rt_ep_complete(ep, s->wr_id, RT_OP_RECV, RT_WC_SUCCESS, s->msg_len, p->id, false, 0);
 			ep->st.msgs_received++;
 		} else {
 			/* byte_len tells the application how large the message was */
-			rt_ep_complete(ep, s->wr_id, RT_OP_RECV, RT_WC_LOC_LEN_ERR, s->msg_len, p->id,
-				       false, 0);
+			rt_ep_complete(ep, s->wr_id, RT_OP_RECV, s->status, s->msg_len, p->id, false, 0);
 		}
-		s->mr->inflight--;
+		if (s->mr)
+			s->mr->inflight--;
 		s->state = RXS_EMPTY;
 		p->rx_ssn_base++;
 	}
@@ -83,7 +85,16 @@ static enum verdict place_send(struct rt_peer *p, const struct rt_data_hdr *d,
 		return V_DROP;
 	/* receive buffers are matched in send order, even when a later
 	 * message's packets arrive first */
-	while (psn_le(p->rx_ssn_assigned, ssn) && ep->rq_head) {
+	while (psn_le(p->rx_ssn_assigned, ssn)) {
+		struct rt_rx_send *k = &p->rx_send[p->rx_ssn_assigned & (RT_MSG_WIN - 1)];
+		if (k->ssn == p->rx_ssn_assigned && k->state == RXS_SKIP) {
+			k->state = RXS_FAILED; /* abandoned before it had a buffer */
+			k->mr = NULL;
+			p->rx_ssn_assigned++;
+			continue;
+		}
+		if (!ep->rq_head)
+			break;
 		struct rt_recv_wr *w = ep->rq_head;
 		ep->rq_head = w->next;
 		if (!ep->rq_head)
@@ -113,6 +124,7 @@ static enum verdict place_send(struct rt_peer *p, const struct rt_data_hdr *d,
 		s->msg_len = d->msg_len;
 		if (d->msg_len > s->cap) {
 			s->state = RXS_FAILED;
+			s->status = RT_WC_LOC_LEN_ERR;
 			send_slots_retire(p);
 			*status = RT_WC_REM_TOO_SMALL;
 			return V_NAK;
@@ -128,6 +140,42 @@ static enum verdict place_send(struct rt_peer *p, const struct rt_data_hdr *d,
 		send_slots_retire(p);
 	}
 	return V_OK;
+}
+
+/*
+ * The sender abandoned a message (RNR timeout, a NAK, ...): release what
+ * the receiver holds for it so later messages are not stuck behind it.
+ */
+static void rx_abort(struct rt_peer *p, const struct rt_data_hdr *d)
+{
+	if (d->op == RT_WOP_SEND && p->rx_send) {
+		uint32_t ssn = d->aux;
+		if (psn_lt(ssn, p->rx_ssn_base) || ssn - p->rx_ssn_base >= RT_MSG_WIN)
+			return;
+		struct rt_rx_send *s = &p->rx_send[ssn & (RT_MSG_WIN - 1)];
+		if (psn_lt(ssn, p->rx_ssn_assigned)) {
+			if (s->ssn == ssn && s->state == RXS_ASSIGNED) {
+				s->state = RXS_FAILED;
+				s->status = RT_WC_ABORTED;
+			}
+		} else if (s->ssn != ssn || s->state != RXS_SKIP) {
+			memset(s, 0, sizeof(*s));
+			s->ssn = ssn;
+			s->state = RXS_SKIP;
+			/* skip it (and skips after it) now if it is next in line */
+			while (s->ssn == p->rx_ssn_assigned && s->state == RXS_SKIP) {
+				s->state = RXS_FAILED;
+				s->mr = NULL;
+				p->rx_ssn_assigned++;
+				s = &p->rx_send[p->rx_ssn_assigned & (RT_MSG_WIN - 1)];
+			}
+		}
+		send_slots_retire(p);
+	} else if (d->op == RT_WOP_WRITE && (d->dflags & RT_DF_IMM) && p->rx_wimm) {
+		struct rt_rx_wimm *w = &p->rx_wimm[d->msg_id & (RT_MSG_WIN - 1)];
+		if (w->active && w->msg_id == d->msg_id)
+			w->active = false;
+	}
 }
 
 /* ---------------------------------------------------------------- one-sided */
@@ -304,7 +352,7 @@ static enum verdict place_response(struct rt_peer *p, const struct rt_data_hdr *
 /* ---------------------------------------------------------------- DATA */
 
 static void rx_data(struct rt_peer *p, const struct rt_hdr *h, const uint8_t *pkt, uint32_t len,
-		    uint8_t tos, uint64_t now)
+		    uint8_t tos, uint64_t rx_ts, uint64_t now)
 {
 	struct rt_ep *ep = p->ep;
 	struct rt_data_hdr d;
@@ -346,6 +394,8 @@ static void rx_data(struct rt_peer *p, const struct rt_hdr *h, const uint8_t *pk
 		}
 	} else if (plen) {
 		v = V_DROP;
+	} else {
+		rx_abort(p, &d);
 	}
 	if (v == V_DROP) {
 		ep->st.malformed++;
@@ -369,7 +419,7 @@ static void rx_data(struct rt_peer *p, const struct rt_hdr *h, const uint8_t *pk
 	p->ack_pending = true;
 	p->ack_ts_echo = d.ts_us;
 	p->ack_echo_path = h->path;
-	p->ack_rx_us = now;
+	p->ack_rx_us = rx_ts; /* ack_delay then includes our own scheduling delay */
 	rt_peer_activate(p);
 }
 
@@ -384,7 +434,7 @@ static bool csum_ok(uint8_t *pkt, uint32_t len, uint32_t want)
 }
 
 void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr_in *from,
-		  uint8_t tos, uint64_t now)
+		  uint8_t tos, uint64_t rx_ts, uint64_t now)
 {
 	struct rt_hdr h;
 	struct rt_ep *ep = NULL;
@@ -439,7 +489,7 @@ void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr
 			return;
 		}
 		p->last_rx_us = now;
-		rx_data(p, &h, pkt, len, tos, now);
+		rx_data(p, &h, pkt, len, tos, rx_ts, now);
 		return;
 	}
 	if (!p || p->state != PEER_OK) {
@@ -452,7 +502,7 @@ void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr
 			ep->st.malformed++;
 			return;
 		}
-		rt_tx_on_ack(p, &h, &a, now);
+		rt_tx_on_ack(p, &h, &a, rx_ts, now);
 	} else {
 		struct rt_nak_hdr n;
 		if (rt_nak_decode(pkt + RT_HDR_SIZE, len - RT_HDR_SIZE, &n) != 0) {
@@ -489,7 +539,7 @@ static void send_ack(struct rt_peer *p, uint64_t now)
 	memset(&a, 0, sizeof(a));
 	a.cum_psn = p->rcv_cum;
 	a.ts_echo = p->ack_ts_echo;
-	a.ack_delay_us = (uint32_t)(now - p->ack_rx_us);
+	a.ack_delay_us = now > p->ack_rx_us ? (uint32_t)(now - p->ack_rx_us) : 0;
 	a.echo_path = p->ack_echo_path;
 	a.aflags = p->ack_flags;
 	a.ce_count = p->ce_count;
@@ -537,7 +587,7 @@ void rt_peer_rx_free(struct rt_peer *p)
 	if (p->rx_send) {
 		for (uint32_t ssn = p->rx_ssn_base; ssn != p->rx_ssn_assigned; ssn++) {
 			struct rt_rx_send *s = &p->rx_send[ssn & (RT_MSG_WIN - 1)];
-			if (s->state == RXS_EMPTY)
+			if (s->state == RXS_EMPTY || !s->mr)
 				continue;
 			rt_ep_complete(p->ep, s->wr_id, RT_OP_RECV, status, 0, p->id, false, 0);
 			s->mr->inflight--;

@@ -461,6 +461,7 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 			m->next = NULL;
 		}
 	}
+	p->batch_left = 0; /* a spray unit never outlives one push */
 	CHECK(p, "push");
 	return sent;
 }
@@ -499,6 +500,7 @@ struct ack_acc {
 	uint64_t newest_sent;   /* send time of the newest acked original */
 	uint64_t newest_rtt;
 	struct path_acc *pa;    /* per path, ctx->npaths entries */
+	uint64_t rx_ts;         /* kernel arrival time of the ACK */
 };
 
 static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_acc *acc)
@@ -513,7 +515,8 @@ static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_ac
 		p->inflight_pkts--;
 		path_unsent(p, t);
 	}
-	uint64_t rtt = now - t->sent_us;
+	/* RTT up to when the kernel got the ACK, not when we got to it */
+	uint64_t rtt = acc->rx_ts > t->sent_us ? acc->rx_ts - t->sent_us : 1;
 	struct path_acc *pa = &acc->pa[t->path];
 	struct rt_path_state *ps = &p->paths[t->path];
 	pa->bytes += t->len;
@@ -635,7 +638,7 @@ static void detect_losses(struct rt_peer *p, uint64_t now)
 }
 
 void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack_hdr *a,
-		  uint64_t now)
+		  uint64_t rx_ts, uint64_t now)
 {
 	(void)h;
 	struct rt_ep *ep = p->ep;
@@ -648,7 +651,7 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 	uint32_t np = ep->ctx->npaths;
 	struct path_acc pa[np];
 	memset(pa, 0, sizeof(pa));
-	struct ack_acc acc = { 0, 0, 0, pa };
+	struct ack_acc acc = { 0, 0, 0, pa, rx_ts <= now ? rx_ts : now };
 	if (psn_lt(p->snd_una, a->cum_psn))
 		ack_range(p, p->snd_una, a->cum_psn, now, &acc);
 	for (unsigned i = 0; i < a->nranges; i++)
@@ -918,4 +921,7 @@ void rt_tx_unsent(struct rt_peer *p, uint32_t psn)
 	if (psn_lt(psn, p->lost_scan))
 		p->lost_scan = psn;
 	p->ep->st.tx_packets--;
+	p->ep->st.tx_bytes -= t->flags & TXF_ABORT ? 0 : t->len;
+	p->paths[t->path].tx_packets--;
+	p->paths[t->path].tx_bytes -= t->flags & TXF_ABORT ? 0 : t->len;
 }

@@ -86,6 +86,7 @@ const char *rt_wc_status_str(uint32_t status)
 	case RT_WC_FLUSHED: return "flushed: endpoint closed";
 	case RT_WC_PEER_FAILED: return "peer failed earlier";
 	case RT_WC_REM_INVALID: return "remote rejected the request";
+	case RT_WC_ABORTED: return "sender abandoned the message";
 	}
 	return "unknown status";
 }

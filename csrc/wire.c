@@ -180,7 +180,7 @@ int rt_nak_decode(const uint8_t *p, size_t len, struct rt_nak_hdr *n)
 	if (n->kind != RT_NAK_ERROR && n->kind != RT_NAK_RNR)
 		return -1;
 	if (n->kind == RT_NAK_ERROR &&
-	    (n->status == RT_WC_SUCCESS || n->status > RT_WC_REM_INVALID))
+	    (n->status == RT_WC_SUCCESS || n->status > RT_WC_ABORTED))
 		return -1;
 	return 0;
 }

@@ -63,6 +63,7 @@ enum rt_wc_status {
 	RT_WC_FLUSHED = 9,
 	RT_WC_PEER_FAILED = 10,
 	RT_WC_REM_INVALID = 11,
+	RT_WC_ABORTED = 12,
 };
 
 enum rt_progress {

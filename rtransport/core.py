@@ -123,6 +123,7 @@ class Status(enum.IntEnum):
     FLUSHED = lib.RT_WC_FLUSHED
     PEER_FAILED = lib.RT_WC_PEER_FAILED
     REM_INVALID = lib.RT_WC_REM_INVALID
+    ABORTED = lib.RT_WC_ABORTED
 
     @property
     def description(self) -> str:

@@ -89,6 +89,7 @@ enum rt_wc_status {
 	RT_WC_FLUSHED = 9,          /* endpoint closed before completion */
 	RT_WC_PEER_FAILED = 10,     /* peer already failed earlier */
 	RT_WC_REM_INVALID = 11,     /* target rejected the request (other) */
+	RT_WC_ABORTED = 12,         /* receiver: the sender abandoned this message */
 };
 
 #define RT_WC_FLAG_IMM (1u << 0) /* imm field is valid */
@@ -155,7 +156,7 @@ struct rt_config {
 	double fault_reorder;     /* probability a packet is held back */
 	double fault_delay;       /* probability a packet is delayed */
 	uint32_t fault_delay_us;  /* how long delayed/reordered packets wait */
-	double fault_corrupt;     /* probability one byte is flipped */
+	double fault_corrupt;     /* probability one bit is flipped (enables checksum) */
 };
 
 /** Fill *cfg with defaults. */
@@ -281,7 +282,9 @@ RT_API int rt_post_read(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t offset,
  * rt_post_atomic() - 64-bit atomic on the target; the old value lands in
  * @mr at @offset (8 bytes).  @op is RT_OP_ATOMIC_FETCH_ADD (adds
  * @operand1) or RT_OP_ATOMIC_CMP_SWAP (if *target == @operand1 then
- * *target = @operand2).  Target address must be 8-byte aligned.
+ * *target = @operand2).  Target address must be 8-byte aligned.  The
+ * target region needs RT_ACCESS_REMOTE_ATOMIC or RT_ACCESS_REMOTE_WRITE.
+ * Atomics act on the target's native-endian uint64_t, exactly once.
  */
 RT_API int rt_post_atomic(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t offset,
 			  const void *rdesc, size_t rdesc_len, uint64_t roffset,
