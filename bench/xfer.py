@@ -254,7 +254,10 @@ def main(argv=None) -> int:
         res = fn(args)
     except Exception as e:  # report, do not hang
         res = {"ok": False, "error": f"{type(e).__name__}: {e}"}
-    res.update(role=args.role, proto=args.proto)
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    res.update(role=args.role, proto=args.proto, cpu_user_s=round(ru.ru_utime, 3),
+               cpu_sys_s=round(ru.ru_stime, 3))
     line = json.dumps(res, default=str)
     if args.out:
         with open(args.out, "w") as f:

@@ -25,12 +25,12 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 	p->paths = calloc(n, sizeof(*p->paths));
 	if (!p->paths)
 		return -1;
-	/* every path is a flow with its own window; together they start
-	 * with the peer's initial window */
+	/* every path is a flow with its own window, starting with room for
+	 * one full spray unit (a GSO batch), so batching works from the start */
 	uint64_t mss = ctx->max_payload;
-	uint64_t init = 128 * mss < ctx->cfg.max_inflight_bytes ? 128 * mss :
-								   ctx->cfg.max_inflight_bytes;
-	init /= n;
+	uint64_t init = RT_GSO_MAX_BYTES;
+	if (init > ctx->cfg.max_inflight_bytes)
+		init = ctx->cfg.max_inflight_bytes;
 	if (init < mss)
 		init = mss;
 	struct rt_cc_params cp = {

@@ -501,6 +501,7 @@ struct ack_acc {
 	uint64_t newest_rtt;
 	struct path_acc *pa;    /* per path, ctx->npaths entries */
 	uint64_t rx_ts;         /* kernel arrival time of the ACK */
+	uint64_t ack_delay;     /* how long the receiver held the ACK */
 };
 
 static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_acc *acc)
@@ -515,8 +516,10 @@ static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_ac
 		p->inflight_pkts--;
 		path_unsent(p, t);
 	}
-	/* RTT up to when the kernel got the ACK, not when we got to it */
-	uint64_t rtt = acc->rx_ts > t->sent_us ? acc->rx_ts - t->sent_us : 1;
+	/* RTT up to when the kernel got the ACK (not when we got to it),
+	 * less the time the receiver held the ACK: what is left is fabric */
+	uint64_t rtt = acc->rx_ts > t->sent_us + acc->ack_delay ?
+			       acc->rx_ts - t->sent_us - acc->ack_delay : 1;
 	struct path_acc *pa = &acc->pa[t->path];
 	struct rt_path_state *ps = &p->paths[t->path];
 	pa->bytes += t->len;
@@ -651,7 +654,7 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 	uint32_t np = ep->ctx->npaths;
 	struct path_acc pa[np];
 	memset(pa, 0, sizeof(pa));
-	struct ack_acc acc = { 0, 0, 0, pa, rx_ts <= now ? rx_ts : now };
+	struct ack_acc acc = { 0, 0, 0, pa, rx_ts <= now ? rx_ts : now, a->ack_delay_us };
 	if (psn_lt(p->snd_una, a->cum_psn))
 		ack_range(p, p->snd_una, a->cum_psn, now, &acc);
 	for (unsigned i = 0; i < a->nranges; i++)
@@ -671,12 +674,8 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 	}
 	if (a->aflags & RT_ACKF_CE)
 		ep->st.ecn_ce += a->ce_count;
-	if (acc.newest_sent) {
-		uint64_t s = acc.newest_rtt;
-		if (s > a->ack_delay_us && s - a->ack_delay_us >= (p->min_rtt_us == UINT64_MAX ? 0 : p->min_rtt_us / 2))
-			s -= a->ack_delay_us;
-		rtt_update(p, s);
-	}
+	if (acc.newest_sent)
+		rtt_update(p, acc.newest_rtt); /* ack delay already removed */
 	if (acc.bytes) {
 		p->rto_backoff = 0;
 		p->last_progress_us = now;

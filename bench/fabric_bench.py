@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""Issue-3 benchmarks on the virtual leaf-spine fabric (needs root).
+
+Each scenario runs rtransport and its TCP baseline in the same run on the
+same fabric (4 hosts, 2 leaves, 4 spines, MTU 9000, 5-tuple ECMP):
+
+  spray     every spine link limited to 1 Gbit/s; one transfer h0 -> h2
+  loss      as spray, plus 1% random loss on every spine link
+  failure   as spray; one spine blackholed mid-transfer; 10 ms time series
+  incast    h0, h1, h3 -> h2, h2's access link limited to 1 Gbit/s
+  unlimited no rate limits; one transfer h0 -> h2
+
+    python3 bench/fabric_bench.py [--scenarios spray,loss,...] [--json out.json] [--png failure.png]
+
+Results are printed as a table; docs/benchmarks.md records them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+from rtransport.fabric import Fabric  # noqa: E402
+
+XFER = os.path.join(HERE, "xfer.py")
+PY = sys.executable
+
+
+def run_pair(fab, src, dst, proto, nbytes, extra=(), on_start=None, timeout=180):
+    """Run one transfer src -> dst; return (sender result, receiver result)."""
+    d = tempfile.mkdtemp(prefix="rtfb-")
+    mark = os.path.join(d, "t0")
+    common = ["--proto", proto, "--dir", d, "--bytes", str(nbytes), "--stall-timeout", "8",
+              "--max-seconds", "90"] + list(extra)
+    srv = fab.popen(dst, [PY, XFER, "serve", "--bind", dst.ip] + common, stdout=subprocess.PIPE)
+    cli = fab.popen(src, [PY, XFER, "send", "--bind", src.ip, "--mark-file", mark] + common,
+                    stdout=subprocess.PIPE)
+    if on_start:
+        threading.Thread(target=on_start, args=(mark,), daemon=True).start()
+    try:
+        co, _ = cli.communicate(timeout=timeout)
+        so, _ = srv.communicate(timeout=timeout)
+    finally:
+        for p in (cli, srv):
+            if p.poll() is None:
+                p.kill()
+        shutil.rmtree(d, ignore_errors=True)
+    parse = lambda o: json.loads(o.decode().strip().splitlines()[-1]) if o.strip() else {"ok": False}
+    return parse(co), parse(so)
+
+
+def limit_spines(fab, rate):
+    for l in fab.links:
+        if l.kind != "host":
+            fab.set_rate(l.name, rate)
+
+
+def summarize_rt(r):
+    st = r.get("stats") or {}
+    return {"goodput_gbps": round(r.get("goodput_gbps", 0.0), 3), "ok": r.get("ok"),
+            "retransmits": st.get("retransmits"), "tx_packets": st.get("tx_packets"),
+            "rto_events": st.get("rto_events"), "srtt_us": st.get("srtt_us"),
+            "min_rtt_us": st.get("min_rtt_us")}
+
+
+# ------------------------------------------------------------------ scenarios
+
+def sc_spray(fab, a):
+    limit_spines(fab, "1gbit")
+    h0, h2 = fab.hosts[0], fab.hosts[2]
+    rs, rr = run_pair(fab, h0, h2, "rt", a.bytes)
+    ts, tr = run_pair(fab, h0, h2, "tcp", a.bytes // 2)
+    spurious = 100.0 * (rr.get("stats") or {}).get("duplicates", 0) / max(1, (rs.get("stats") or {}).get("tx_packets", 1))
+    return {"rt": summarize_rt(rs) | {"bit_exact": rr.get("bit_exact"), "spurious_retx_pct": round(spurious, 3),
+                                      "paths": [(p["path"], p["tx_packets"], p["rtt_p50_us"], p["losses"]) for p in rs.get("path_stats", [])]},
+            "tcp": {"goodput_gbps": round(tr.get("goodput_gbps", 0.0), 3), "ok": tr.get("ok")},
+            "target": "rt >= 3.5 Gbit/s; one TCP stream ~1"}
+
+
+def sc_loss(fab, a):
+    limit_spines(fab, "1gbit")
+    h0, h2 = fab.hosts[0], fab.hosts[2]
+    base, _ = run_pair(fab, h0, h2, "rt", a.bytes)
+    for l in fab.links:
+        if l.kind != "host":
+            fab.set_loss(l.name, 0.01)
+    rs, rr = run_pair(fab, h0, h2, "rt", a.bytes)
+    ts, tr = run_pair(fab, h0, h2, "tcp", a.bytes // 4)
+    ratio = rs.get("goodput_gbps", 0) / max(1e-9, base.get("goodput_gbps", 0))
+    return {"rt_lossless": summarize_rt(base), "rt_1pct": summarize_rt(rs) | {"bit_exact": rr.get("bit_exact")},
+            "rt_ratio": round(ratio, 3),
+            "tcp_1pct": {"goodput_gbps": round(tr.get("goodput_gbps", 0.0), 3), "ok": tr.get("ok")},
+            "target": "rt under 1% loss >= 80% of its lossless goodput"}
+
+
+def recovery_ms(series, bin_ms, t_fail_s, frac=0.7, window_bins=3):
+    """Time from the failure until goodput (moving average over window_bins)
+    is back to frac of the pre-failure mean; None if never."""
+    fb = int(t_fail_s * 1000 / bin_ms)
+    pre = series[max(0, fb - 50):fb]
+    if not pre:
+        return None, 0.0
+    pre_mean = statistics.mean(pre)
+    for i in range(fb, len(series) - window_bins + 1):
+        if statistics.mean(series[i:i + window_bins]) >= frac * pre_mean:
+            return (i - fb) * bin_ms, pre_mean
+    return None, pre_mean
+
+
+def sc_failure(fab, a):
+    limit_spines(fab, "1gbit")
+    h0, h2 = fab.hosts[0], fab.hosts[2]
+    delay = a.fail_after
+    victim = {"spine": None}
+
+    def fail_rt(mark):
+        t0 = float(open_wait(mark))
+        time.sleep(max(0.0, t0 + delay - time.monotonic()))
+        fab.blackhole(fab.spines[1].name, direction="both")
+        victim["spine"] = fab.spines[1].name
+        victim["t"] = time.monotonic() - t0
+
+    rs, rr = run_pair(fab, h0, h2, "rt", a.fail_bytes, on_start=fail_rt)
+    fab.restore(fab.spines[1].name)
+    limit_spines(fab, "1gbit")
+    t_fail = victim.get("t", delay)
+    rec, pre = recovery_ms(rs.get("series_gbps", []), rs.get("bin_ms", 10), t_fail)
+
+    # TCP: blackhole the spine its stream is hashed onto
+    tcp_info = {}
+
+    def fail_tcp(mark):
+        t0 = float(open_wait(mark))
+        c0 = fab.spine_counters("up")
+        time.sleep(max(0.0, t0 + delay - time.monotonic()))
+        c1 = fab.spine_counters("up")
+        spine = max(c1, key=lambda s: c1[s] - c0.get(s, 0))
+        fab.blackhole(spine, direction="both")
+        tcp_info["spine"] = spine
+        tcp_info["t"] = time.monotonic() - t0
+
+    ts, tr = run_pair(fab, h0, h2, "tcp", a.fail_bytes // 2, on_start=fail_tcp)
+    fab.restore()
+    tser = tr.get("series_gbps", [])
+    tfb = int(tcp_info.get("t", delay) * 1000 / 10)
+    after = tser[tfb + 1:]
+    res = {"rt": summarize_rt(rs) | {"bit_exact": rr.get("bit_exact"), "failed_spine": victim.get("spine"),
+                                     "fail_at_s": round(t_fail, 3), "pre_failure_gbps": round(pre, 3),
+                                     "recovery_to_70pct_ms": rec},
+           "tcp": {"ok": tr.get("ok"), "bytes": tr.get("bytes"), "stalled": tr.get("stalled"),
+                   "failed_spine": tcp_info.get("spine"),
+                   "gbps_after_failure_mean": round(statistics.mean(after), 3) if after else 0.0},
+           "target": "rt back to >= 70% of pre-failure goodput within 100 ms, bit-exact"}
+    res["_series"] = {"rt": rs.get("series_gbps", []), "rt_fail_s": t_fail,
+                      "tcp": tser, "tcp_fail_s": tcp_info.get("t", delay), "bin_ms": 10}
+    return res
+
+
+def open_wait(path, timeout=30):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with open(path) as f:
+                s = f.read()
+            if s:
+                return s
+        except FileNotFoundError:
+            pass
+        time.sleep(0.005)
+    raise TimeoutError(path)
+
+
+def rtt_probe(fab, src, dst, seconds, interval=0.005):
+    """UDP echo RTT samples (us) from src to dst for `seconds`."""
+    code = r'''
+import socket,sys,time
+mode=sys.argv[1]
+if mode=="echo":
+    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((sys.argv[2],47000)); s.settimeout(float(sys.argv[3]))
+    try:
+        while True:
+            d,a=s.recvfrom(64); s.sendto(d,a)
+    except socket.timeout: pass
+else:
+    s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.5)
+    end=time.monotonic()+float(sys.argv[3]); out=[]
+    while time.monotonic()<end:
+        t=time.monotonic(); s.sendto(b"x"*64,(sys.argv[2],47000))
+        try: s.recvfrom(64); out.append((time.monotonic()-t)*1e6)
+        except socket.timeout: pass
+        time.sleep(float(sys.argv[4]))
+    print(",".join("%.1f"%x for x in out))
+'''
+    echo = fab.popen(dst, [PY, "-c", code, "echo", dst.ip, str(seconds + 3)])
+    time.sleep(0.2)
+    cli = fab.popen(src, [PY, "-c", code, "ping", dst.ip, str(seconds), str(interval)], stdout=subprocess.PIPE)
+    out, _ = cli.communicate(timeout=seconds + 10)
+    echo.kill()
+    return [float(x) for x in out.decode().strip().split(",") if x]
+
+
+def pctl(xs, q):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
+def incast_run(fab, proto, nbytes, senders, dst):
+    base = rtt_probe(fab, fab.hosts[3], dst, 0.5)
+    results = {}
+    probe = {}
+    th = threading.Thread(target=lambda: probe.setdefault("rtt", rtt_probe(fab, fab.hosts[3], dst, a_incast_seconds)), daemon=True)
+    th.start()
+    threads = []
+    for s in senders:
+        t = threading.Thread(target=lambda s=s: results.__setitem__(s.name, run_pair(fab, s, dst, proto, nbytes)), daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join(200)
+    th.join(30)
+    gp = [results[s.name][0].get("goodput_gbps", 0.0) for s in senders]
+    secs = [results[s.name][0].get("seconds", 0.0) for s in senders]
+    total_bytes = nbytes * len(senders)
+    util = total_bytes * 8 / max(secs) / 1e9 if max(secs) > 0 else 0.0
+    jain = sum(gp) ** 2 / (len(gp) * sum(g * g for g in gp)) if any(gp) else 0.0
+    rtts = probe.get("rtt", [])
+    base_min = min(base) if base else None
+    out = {"goodput_gbps": [round(g, 3) for g in gp], "utilization": round(util, 3), "jain": round(jain, 3),
+           "probe_base_rtt_us": round(base_min, 1) if base_min else None,
+           "probe_p99_rtt_us": round(pctl(rtts, 0.99), 1) if rtts else None,
+           "probe_p99_inflation_us": round(pctl(rtts, 0.99) - base_min, 1) if rtts and base_min else None,
+           "ok": all(results[s.name][0].get("ok") for s in senders)}
+    if proto == "rt":
+        infl = []
+        for s in senders:
+            st = results[s.name][0].get("stats") or {}
+            ps = results[s.name][0].get("path_stats") or []
+            p99 = max((p["rtt_p99_us"] for p in ps if p["tx_packets"]), default=0)
+            infl.append(p99 - st.get("min_rtt_us", 0))
+        out["rt_own_p99_inflation_us"] = infl
+    return out
+
+
+a_incast_seconds = 4.0
+
+
+def sc_incast(fab, a):
+    global a_incast_seconds
+    h2 = fab.hosts[2]
+    fab.set_rate(h2.name, "1gbit", direction="down")
+    senders = [fab.hosts[0], fab.hosts[1], fab.hosts[3]]
+    nbytes = a.incast_bytes
+    a_incast_seconds = max(2.0, nbytes * 3 * 8 / 1e9 * 0.8)
+    rt_res = incast_run(fab, "rt", nbytes, senders, h2)
+    tcp_res = incast_run(fab, "tcp", nbytes, senders, h2)
+    return {"rt": rt_res, "tcp": tcp_res, "target_delay_us": a.target_us,
+            "target": "utilization >= 0.9, Jain >= 0.9, p99 RTT inflation <= 2x target delay"}
+
+
+def sc_unlimited(fab, a):
+    h0, h2 = fab.hosts[0], fab.hosts[2]
+    rs, rr = run_pair(fab, h0, h2, "rt", a.bytes * 2)
+    ts, tr = run_pair(fab, h0, h2, "tcp", a.bytes * 2)
+    return {"rt": summarize_rt(rs) | {"bit_exact": rr.get("bit_exact")},
+            "tcp": {"goodput_gbps": round(tr.get("goodput_gbps", 0.0), 3), "ok": tr.get("ok")},
+            "ratio": round(rs.get("goodput_gbps", 0) / max(1e-9, tr.get("goodput_gbps", 0)), 3),
+            "target": "rt >= 2x one TCP stream"}
+
+
+SCENARIOS = {"spray": sc_spray, "loss": sc_loss, "failure": sc_failure, "incast": sc_incast,
+             "unlimited": sc_unlimited}
+
+
+def plot(series, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed (pip install 'rtransport[plot]'): no PNG", file=sys.stderr)
+        return False
+    bin_s = series["bin_ms"] / 1000
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    for key, label in (("rt", "rtransport"), ("tcp", "TCP (stream on the failed spine)")):
+        ys = series[key]
+        ax.plot([i * bin_s for i in range(len(ys))], ys, label=label, lw=1)
+        ax.axvline(series[key + "_fail_s"], ls="--", lw=0.8, color="C0" if key == "rt" else "C1")
+    ax.set_xlabel("time since start of transfer (s)")
+    ax.set_ylabel("goodput (Gbit/s, 10 ms bins)")
+    ax.set_title("One of 4 spines blackholed (dashed line), spine links 1 Gbit/s")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--bytes", type=int, default=1 << 30)
+    ap.add_argument("--fail-bytes", type=int, default=1536 << 20)
+    ap.add_argument("--fail-after", type=float, default=1.0)
+    ap.add_argument("--incast-bytes", type=int, default=160 << 20)
+    ap.add_argument("--target-us", type=int, default=200, help="the CC target delay in use (for the report)")
+    ap.add_argument("--json", default=None)
+    ap.add_argument("--png", default=None)
+    ap.add_argument("--series-out", default=None, help="write the failure time series (10 ms bins) as CSV")
+    ap.add_argument("--prefix", default="rtfb")
+    a = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("fabric benchmarks need root (network namespaces)", file=sys.stderr)
+        return 77
+    out = {}
+    for name in a.scenarios.split(","):
+        with Fabric(prefix=a.prefix) as fab:
+            t = time.monotonic()
+            out[name] = SCENARIOS[name](fab, a)
+            out[name]["wall_s"] = round(time.monotonic() - t, 1)
+        ser = out[name].pop("_series", None)
+        print(f"== {name}: {json.dumps(out[name])}", flush=True)
+        if ser:
+            if a.png:
+                plot(ser, a.png)
+            if a.series_out:
+                with open(a.series_out, "w") as f:
+                    f.write("t_ms,rt_gbps,tcp_gbps\n")
+                    n = max(len(ser["rt"]), len(ser["tcp"]))
+                    for i in range(n):
+                        r = ser["rt"][i] if i < len(ser["rt"]) else ""
+                        c = ser["tcp"][i] if i < len(ser["tcp"]) else ""
+                        f.write(f"{i * ser['bin_ms']},{r},{c}\n")
+            out[name]["series_rt_gbps"] = [round(x, 3) for x in ser["rt"]]
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(out, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
