@@ -117,8 +117,12 @@ def rt_serve(args) -> dict:
                     return {"ok": False, "error": f"final message failed: {c.status}"}
                 want_crc, sent = struct.unpack("<IQ", bytes(ctl[:12]))
                 got_crc = zlib.crc32(memoryview(buf)) & 0xFFFFFFFF
+                info = ctx.info()
+                io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments",
+                                           "rx_syscalls", "rx_datagrams", "rx_segments",
+                                           "engine_loops")}
                 return {"ok": got_crc == want_crc, "bit_exact": got_crc == want_crc,
-                        "bytes": sent, "stats": ep.stats()}
+                        "bytes": sent, "stats": ep.stats(), "io": io}
         return {"ok": False, "error": "no final message before --max-seconds"}
 
 
@@ -164,7 +168,10 @@ def rt_send(args) -> dict:
         ep.post_send(peer, cmr, 0, 64, wr_id=1 << 40)
         ok = any(c.wr_id == 1 << 40 and c.ok for c in ep.cq.wait(timeout=10))
         st = ep.stats()
-        return {"ok": ok, "seconds": t1 - t0, "goodput_gbps": n * 8 / (t1 - t0) / 1e9,
+        info = ctx.info()
+        io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments", "tx_eagain",
+                                   "rx_syscalls", "rx_datagrams", "rx_segments", "engine_loops")}
+        return {"ok": ok, "seconds": t1 - t0, "io": io, "goodput_gbps": n * 8 / (t1 - t0) / 1e9,
                 "series_gbps": series(events, t0, args.bin_ms), "bin_ms": args.bin_ms,
                 "t0": t0, "stats": st, "path_stats": ep.path_stats(),
                 "spurious_pct": 100.0 * st["duplicates"] / max(1, st["tx_packets"])}

@@ -202,6 +202,14 @@ int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info)
 	snprintf(info->bind_addr, sizeof(info->bind_addr), "%s", ctx->bind);
 	snprintf(info->cc, sizeof(info->cc), "%s", ctx->cc_name);
 	info->if_mtu = ctx->info.if_mtu;
+	info->tx_syscalls = ctx->io.tx_syscalls;
+	info->tx_datagrams = ctx->io.tx_datagrams;
+	info->tx_segments = ctx->io.tx_segments;
+	info->tx_eagain = ctx->io.tx_eagain;
+	info->rx_syscalls = ctx->io.rx_syscalls;
+	info->rx_datagrams = ctx->io.rx_datagrams;
+	info->rx_segments = ctx->io.rx_segments;
+	info->engine_loops = ctx->io.loops;
 	if (!info->if_mtu) {
 		struct rt_ctx_info tmp;
 		memset(&tmp, 0, sizeof(tmp));

@@ -54,6 +54,7 @@ int rt_engine_once(rt_ctx *ctx, uint64_t now)
 	if (now < ctx->now_us)
 		now = ctx->now_us;
 	ctx->now_us = now;
+	ctx->io.loops++;
 	int work = 0;
 	for (int i = 0; i < 4; i++) {
 		int n = rt_io_recv(ctx, now);

@@ -234,6 +234,7 @@ struct rt_peer {
 	struct rt_rx_send *rx_send;      /* [RT_MSG_WIN], lazily */
 	uint32_t rx_ssn_base, rx_ssn_assigned;
 	struct rt_rx_wimm *rx_wimm;      /* [RT_MSG_WIN], lazily */
+	uint32_t rx_wimm_active;         /* active entries in rx_wimm */
 };
 
 /* ------------------------------------------------------------- endpoint */
@@ -292,6 +293,7 @@ struct rt_io {
 	uint32_t *tx_first;              /* first txq index of each mmsghdr */
 	uint32_t *tx_count;              /* packets in each mmsghdr */
 	uint64_t tx_syscalls, rx_syscalls, tx_eagain;
+	uint64_t tx_datagrams, tx_segments, rx_datagrams, rx_segments, loops;
 };
 
 /* ------------------------------------------------------------- fault */

@@ -252,6 +252,7 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 	if (n <= 0)
 		return 0;
 	io->rx_syscalls++;
+	io->rx_datagrams += (uint64_t)n;
 	int pkts = 0;
 	/* kernel receive timestamps are CLOCK_REALTIME: map them to our clock */
 	struct timespec tr, tm;
@@ -299,6 +300,7 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 				break;
 		}
 	}
+	io->rx_segments += (uint64_t)pkts;
 	return pkts;
 }
 
@@ -405,6 +407,9 @@ void rt_io_flush(rt_ctx *ctx, uint64_t now)
 			int r = sendmmsg(fd, &io->tx_msgs[m + done], run - done, MSG_DONTWAIT);
 			io->tx_syscalls++;
 			if (r > 0) {
+				for (int k = 0; k < r; k++)
+					io->tx_segments += io->tx_count[m + done + (uint32_t)k];
+				io->tx_datagrams += (uint32_t)r;
 				done += (uint32_t)r;
 				continue;
 			}

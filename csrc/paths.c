@@ -61,12 +61,29 @@ static bool path_usable(struct rt_path_state *ps, uint64_t now)
 	return !ps->quarantined;
 }
 
+/*
+ * A path is open when its pacer allows and its window has room.  With GSO
+ * spray units, a busy path also waits until the room is worth a batch
+ * (a full unit, or half its window if that is smaller), like TCP's TSO
+ * deferral: ACK clocking would otherwise cut the flow into tiny bursts
+ * and each of them costs a system call and a trip through the stack.
+ */
 static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now)
 {
 	const struct rt_path_state *ps = &p->paths[i];
-	if (ps->inflight && ps->inflight_bytes >= rt_path_cwnd(p, (uint16_t)i))
+	if (ps->pace_next_us > now)
+		return false;
+	if (!ps->inflight)
+		return true;
+	uint64_t w = rt_path_cwnd(p, (uint16_t)i);
+	if (ps->inflight_bytes >= w)
 		return false; /* window full */
-	return ps->pace_next_us <= now;
+	if (p->ep->ctx->cfg.spray_unit == 0 && p->ep->ctx->io.gso) {
+		uint64_t want = w / 2 < RT_GSO_MAX_BYTES ? w / 2 : RT_GSO_MAX_BYTES;
+		if (w - ps->inflight_bytes < want)
+			return false;
+	}
+	return true;
 }
 
 int rt_path_pick_tx(struct rt_peer *p, uint64_t now)

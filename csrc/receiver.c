@@ -173,8 +173,10 @@ static void rx_abort(struct rt_peer *p, const struct rt_data_hdr *d)
 		send_slots_retire(p);
 	} else if (d->op == RT_WOP_WRITE && (d->dflags & RT_DF_IMM) && p->rx_wimm) {
 		struct rt_rx_wimm *w = &p->rx_wimm[d->msg_id & (RT_MSG_WIN - 1)];
-		if (w->active && w->msg_id == d->msg_id)
+		if (w->active && w->msg_id == d->msg_id) {
 			w->active = false;
+			p->rx_wimm_active--;
+		}
 	}
 }
 
@@ -219,6 +221,7 @@ static enum verdict place_write(struct rt_peer *p, const struct rt_data_hdr *d,
 			return V_DROP; /* sender overran the message window */
 		if (!w->active) {
 			w->active = true;
+			p->rx_wimm_active++;
 			w->msg_id = d->msg_id;
 			w->bytes = 0;
 			w->msg_len = d->msg_len;
@@ -231,6 +234,7 @@ static enum verdict place_write(struct rt_peer *p, const struct rt_data_hdr *d,
 		w->bytes += plen;
 		if (w->bytes >= w->msg_len) {
 			w->active = false;
+			p->rx_wimm_active--;
 			rt_ep_complete(p->ep, 0, RT_OP_RECV_WRITE_IMM, RT_WC_SUCCESS, w->msg_len, p->id,
 				       true, w->imm);
 			p->ep->st.msgs_received++;
@@ -599,6 +603,7 @@ void rt_peer_rx_free(struct rt_peer *p)
 	p->rx_send = NULL;
 	free(p->rx_wimm);
 	p->rx_wimm = NULL;
+	p->rx_wimm_active = 0;
 	free(p->rcv_bits);
 	p->rcv_bits = NULL;
 }

@@ -115,9 +115,19 @@ void rt_peer_init_tx(struct rt_peer *p, uint64_t now)
 	p->cc = ctx->cc; /* per-path state is set up by rt_paths_init() */
 }
 
+/* A message is being received from this peer (a buffer is bound to it). */
+static bool rx_busy(const struct rt_peer *p)
+{
+	if (p->rx_send && p->rx_ssn_base != p->rx_ssn_assigned)
+		return true;
+	return p->rx_wimm_active != 0;
+}
+
+/* The peer has work in either direction, so its liveness is watched:
+ * outgoing messages, or a half-received message whose sender may die. */
 bool rt_peer_has_work(const struct rt_peer *p)
 {
-	return p->nmsgs || p->inflight_pkts || p->nlost;
+	return p->nmsgs || p->inflight_pkts || p->nlost || rx_busy(p);
 }
 
 void rt_tx_enqueue(struct rt_peer *p, struct rt_msg *m)
@@ -143,12 +153,6 @@ void rt_tx_enqueue(struct rt_peer *p, struct rt_msg *m)
 		p->live_head = m;
 	p->live_tail = m;
 	p->nmsgs++;
-	if (m->op == RT_WOP_READ_REQ || m->op == RT_WOP_ATOMIC_REQ) {
-		if (!p->resp_wait)
-			p->resp_wait = calloc(RT_MSG_WIN, sizeof(*p->resp_wait));
-		if (p->resp_wait)
-			p->resp_wait[m->msg_id & (RT_MSG_WIN - 1)] = m;
-	}
 	rt_peer_activate(p);
 }
 
@@ -250,6 +254,8 @@ static void msg_fail(struct rt_peer *p, struct rt_msg *m, uint32_t status, uint6
 				p->nlost++;
 			}
 			t->resend_at = now;
+			if (psn_lt(psn, p->lost_scan))
+				p->lost_scan = psn;
 		}
 	}
 	rt_msg_maybe_release(m);
@@ -430,6 +436,15 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 		if (p->snd_nxt - p->snd_una > p->ring_mask) {
 			if (p->ring_mask + 1 >= RT_RING_MAX || ring_alloc(p, (p->ring_mask + 1) * 2))
 				break;
+		}
+		if ((m->op == RT_WOP_READ_REQ || m->op == RT_WOP_ATOMIC_REQ) && m->next_off == 0) {
+			/* register for the response only inside the message window,
+			 * where no other live request shares the slot */
+			if (!p->resp_wait)
+				p->resp_wait = calloc(RT_MSG_WIN, sizeof(*p->resp_wait));
+			if (!p->resp_wait)
+				break;
+			p->resp_wait[m->msg_id & (RT_MSG_WIN - 1)] = m;
 		}
 		uint32_t psn = p->snd_nxt++;
 		struct rt_txpkt *t = slot(p, psn);

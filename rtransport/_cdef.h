@@ -155,6 +155,14 @@ struct rt_ctx_info {
 	uint16_t port;
 	char bind_addr[64];
 	char cc[16];
+	uint64_t tx_syscalls;
+	uint64_t tx_datagrams;
+	uint64_t tx_segments;
+	uint64_t tx_eagain;
+	uint64_t rx_syscalls;
+	uint64_t rx_datagrams;
+	uint64_t rx_segments;
+	uint64_t engine_loops;
 	...;
 };
 

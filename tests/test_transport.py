@@ -1,0 +1,925 @@
+"""Every operation between two endpoints in one process (two Contexts over
+127.0.0.1): data bit-exact in the right place, completions exact, ordering,
+statistics and object lifetime."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+
+import rtransport as rt
+from helpers import (
+    ALL, U64, Pair, assert_quiet, by_wr_id, check_comp, collect, collect_exactly,
+    make_address, one, pattern, rand_bytes, set_u64, u64_at,
+)
+
+S = rt.Status
+O = rt.Opcode
+
+# (id, size); a callable size is computed from the context's payload per packet
+SIZES = [
+    ("0", 0),
+    ("1", 1),
+    ("4095", 4095),
+    ("4096", 4096),
+    ("payload-1", lambda mp: mp - 1),
+    ("payload", lambda mp: mp),
+    ("payload+1", lambda mp: mp + 1),
+    ("3payload+7", lambda mp: 3 * mp + 7),
+    ("1MiB", 1 << 20),
+]
+
+
+def _size(spec, pair) -> int:
+    return spec(pair.max_payload) if callable(spec) else spec
+
+
+def _sizes():
+    return pytest.mark.parametrize("size_spec", [s for _, s in SIZES], ids=[i for i, _ in SIZES])
+
+
+GUARD = 64  # bytes around every target range that must stay untouched
+
+
+def _send_and_check(pair, n, *, src_off=3, dst_off=5, slack=10, seed=1, wr_s=11, wr_r=22,
+                    timeout=60.0):
+    """post_recv + post_send of ``n`` bytes at offsets; check everything."""
+    src = rand_bytes(n + src_off + GUARD, seed)
+    dst = pattern(n + dst_off + slack + GUARD)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst, rt.Access.LOCAL_WRITE)
+    pair.eb.post_recv(md, dst_off, n + slack, wr_id=wr_r)
+    pair.ea.post_send(pair.a2b, ms, src_off, n, wr_id=wr_s)
+    cs = collect_exactly(pair.ea.cq, 1, timeout)[0]
+    cr = collect_exactly(pair.eb.cq, 1, timeout)[0]
+    check_comp(cs, wr_id=wr_s, opcode=O.SEND, byte_len=n, imm=None)
+    assert cs.peer == pair.a2b
+    check_comp(cr, wr_id=wr_r, opcode=O.RECV, byte_len=n, imm=None,
+               peer_address=pair.ea.address)
+    assert cr.peer == pair.b2a  # the handle B got from connect(A)
+    assert np.array_equal(dst[dst_off:dst_off + n], src[src_off:src_off + n])
+    assert (dst[:dst_off] == 0xA5).all()
+    assert (dst[dst_off + n:] == 0xA5).all(), "bytes after the message were touched"
+    ms.close()
+    md.close()
+
+
+# ---------------------------------------------------------------- send / recv
+
+
+@_sizes()
+def test_post_send__sizes(pair, size_spec):
+    _send_and_check(pair, _size(size_spec, pair))
+
+
+def test_post_send__64mib(pair9000):
+    _send_and_check(pair9000, 64 << 20, seed=64)
+
+
+def _mem_available() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+@pytest.mark.skipif(_mem_available() < (6 << 30), reason="needs ~3 GiB of free memory")
+def test_post_send__1gib(pair9000):
+    """The spec's largest message.  About 15-20 s on a 2-core machine."""
+    n = 1 << 30
+    src = np.empty(n, dtype=np.uint8)
+    # cheaper than generating 1 GiB of random bytes: a random 1 MiB block,
+    # each copy xor-ed with its index, so a misplaced packet is detected
+    block = rand_bytes(1 << 20, 99)
+    for i in range(1024):
+        np.bitwise_xor(block, np.uint8(i & 0xFF), out=src[i << 20:(i + 1) << 20])
+        src[(i << 20):(i << 20) + 4] = np.frombuffer(i.to_bytes(4, "little"), np.uint8)
+    dst = np.zeros(n, dtype=np.uint8)
+    ms = pair9000.A.register(src)
+    md = pair9000.B.register(dst, rt.Access.LOCAL_WRITE)
+    pair9000.eb.post_recv(md, 0, n, wr_id=1)
+    pair9000.ea.post_send(pair9000.a2b, ms, 0, n, wr_id=2)
+    cs = one(pair9000.ea.cq, timeout=120)
+    cr = one(pair9000.eb.cq, timeout=120)
+    check_comp(cs, wr_id=2, opcode=O.SEND, byte_len=n)
+    check_comp(cr, wr_id=1, opcode=O.RECV, byte_len=n)
+    assert np.array_equal(src, dst)
+
+
+def test_post_send__offsets_inside_regions(pair):
+    """Several messages from different offsets of one region land in
+    different offsets of one receive region."""
+    src = rand_bytes(50_000, 5)
+    dst = pattern(60_000)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst, rt.Access.LOCAL_WRITE)
+    plan = [(0, 1000, 100), (1000, 7000, 10_000), (20_000, 1, 30_000), (49_000, 1000, 59_000)]
+    for i, (so, n, do) in enumerate(plan):
+        pair.eb.post_recv(md, do, n, wr_id=100 + i)
+    for i, (so, n, do) in enumerate(plan):
+        pair.ea.post_send(pair.a2b, ms, so, n, wr_id=i)
+    sends = by_wr_id(collect_exactly(pair.ea.cq, len(plan)))
+    recvs = by_wr_id(collect_exactly(pair.eb.cq, len(plan)))
+    expect = pattern(60_000)
+    for i, (so, n, do) in enumerate(plan):
+        check_comp(sends[i], opcode=O.SEND, byte_len=n)
+        check_comp(recvs[100 + i], opcode=O.RECV, byte_len=n, peer_address=pair.ea.address)
+        expect[do:do + n] = src[so:so + n]
+    assert np.array_equal(dst, expect)
+
+
+def test_post_recv__whole_region_default_length(pair):
+    src = rand_bytes(3000, 6)
+    dst = np.zeros(4000, dtype=np.uint8)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst)
+    pair.eb.post_recv(md, wr_id=1)  # length None: the rest of the region
+    pair.ea.post_send(pair.a2b, ms, wr_id=2)  # length None: the whole region
+    check_comp(one(pair.ea.cq), wr_id=2, opcode=O.SEND, byte_len=3000)
+    check_comp(one(pair.eb.cq), wr_id=1, opcode=O.RECV, byte_len=3000)
+    assert np.array_equal(dst[:3000], src) and not dst[3000:].any()
+
+
+def test_post_send__wr_id_extremes(pair):
+    src = rand_bytes(10, 7)
+    dst = np.zeros(10, dtype=np.uint8)
+    ms, md = pair.A.register(src), pair.B.register(dst)
+    big = (1 << 63) - 1
+    pair.eb.post_recv(md, wr_id=big)
+    pair.ea.post_send(pair.a2b, ms, wr_id=0)
+    check_comp(one(pair.ea.cq), wr_id=0, opcode=O.SEND)
+    check_comp(one(pair.eb.cq), wr_id=big, opcode=O.RECV)
+
+
+# ---------------------------------------------------------------- ordering
+
+
+def _ordering(pair, count=40, seed=3):
+    rng = np.random.default_rng(seed)
+    sizes = [int(x) for x in rng.integers(0, 5000, count)]
+    sizes[0], sizes[1] = 4096, 0
+    slot = 5000
+    src = rand_bytes(count * slot, seed)
+    dst = pattern(count * slot)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst)
+    for i in range(count):
+        pair.eb.post_recv(md, i * slot, slot, wr_id=i)
+    for i, n in enumerate(sizes):
+        pair.ea.post_send(pair.a2b, ms, i * slot, n, wr_id=1000 + i)
+    sends = collect_exactly(pair.ea.cq, count, settle=0.05)
+    recvs = collect_exactly(pair.eb.cq, count, settle=0.05)
+    assert sorted(c.wr_id for c in sends) == [1000 + i for i in range(count)]
+    assert all(c.ok for c in sends + recvs), sends + recvs
+    # receive buffers are matched (and completed) in send order
+    assert [c.wr_id for c in recvs] == list(range(count))
+    for i, (c, n) in enumerate(zip(recvs, sizes)):
+        assert c.byte_len == n
+        assert np.array_equal(dst[i * slot:i * slot + n], src[i * slot:i * slot + n]), i
+        assert (dst[i * slot + n:(i + 1) * slot] == 0xA5).all()
+
+
+def test_ordering__sends_match_receive_buffers_in_send_order(pair):
+    _ordering(pair)
+
+
+def test_ordering__under_reorder_and_delay_faults():
+    fault = dict(seed=7, reorder=0.2, delay=0.2, delay_us=500)
+    with Pair(a=dict(fault=fault), b=dict(fault=dict(fault, seed=8))) as p:
+        _ordering(p, seed=4)
+        assert p.eb.stats()["fault_reorders"] > 0
+
+
+# ---------------------------------------------------------------- write
+
+
+@_sizes()
+@pytest.mark.parametrize("imm", [None, 0xC0FFEE01], ids=["no-imm", "imm"])
+def test_post_write__sizes(pair, size_spec, imm):
+    n = _size(size_spec, pair)
+    src = rand_bytes(n + 7, 10)
+    dst = pattern(n + 2 * GUARD)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst, rt.Access.LOCAL_WRITE | rt.Access.REMOTE_WRITE)
+    pair.ea.post_write(pair.a2b, ms, 7, n, remote=md.descriptor(), remote_offset=GUARD,
+                       imm=imm, wr_id=5)
+    c = collect_exactly(pair.ea.cq, 1)[0]
+    check_comp(c, wr_id=5, opcode=O.WRITE, byte_len=n, imm=None)
+    assert c.peer == pair.a2b
+    if imm is None:
+        assert_quiet(pair.eb.cq, 0.1)
+    else:
+        t = collect_exactly(pair.eb.cq, 1)[0]
+        check_comp(t, opcode=O.RECV_WRITE_IMM, byte_len=n, imm=imm,
+                   peer_address=pair.ea.address)
+    assert np.array_equal(dst[GUARD:GUARD + n], src[7:7 + n])
+    assert (dst[:GUARD] == 0xA5).all() and (dst[GUARD + n:] == 0xA5).all()
+
+
+@pytest.mark.parametrize("imm", [0, 0xFFFFFFFF])
+def test_post_write__imm_extremes(pair, imm):
+    src = rand_bytes(100, 11)
+    dst = np.zeros(100, dtype=np.uint8)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst, ALL)
+    pair.ea.post_write(pair.a2b, ms, remote=rt.RemoteRegion(md.descriptor()), imm=imm, wr_id=1)
+    check_comp(one(pair.ea.cq), wr_id=1, opcode=O.WRITE, byte_len=100)
+    check_comp(one(pair.eb.cq), opcode=O.RECV_WRITE_IMM, imm=imm, byte_len=100)
+    assert np.array_equal(src, dst)
+
+
+def test_post_write__imm_does_not_consume_posted_receive(pair):
+    """A write with imm raises RECV_WRITE_IMM; a posted receive buffer is
+    still there for the next send."""
+    src = rand_bytes(200, 12)
+    dst = np.zeros(400, dtype=np.uint8)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst, ALL)
+    pair.eb.post_recv(md, 200, 200, wr_id=77)
+    pair.ea.post_write(pair.a2b, ms, 0, 100, remote=md, imm=9, wr_id=1)
+    check_comp(one(pair.eb.cq), opcode=O.RECV_WRITE_IMM, imm=9)
+    pair.ea.post_send(pair.a2b, ms, 100, 100, wr_id=2)
+    check_comp(one(pair.eb.cq), wr_id=77, opcode=O.RECV, byte_len=100)
+    got = by_wr_id(collect_exactly(pair.ea.cq, 2))
+    assert got[1].ok and got[2].ok
+    assert np.array_equal(dst[:100], src[:100]) and np.array_equal(dst[200:300], src[100:200])
+
+
+def test_post_write__many_in_flight_distinct_ranges(pair):
+    n, k = 3000, 30
+    src = rand_bytes(n * k, 13)
+    dst = pattern(n * k)
+    ms = pair.A.register(src)
+    md = pair.B.register(dst, ALL)
+    desc = md.descriptor()
+    for i in range(k):  # reverse placement: message i goes to slot k-1-i
+        pair.ea.post_write(pair.a2b, ms, i * n, n, remote=desc, remote_offset=(k - 1 - i) * n,
+                           imm=i if i % 2 else None, wr_id=i)
+    comps = by_wr_id(collect_exactly(pair.ea.cq, k))
+    assert sorted(comps) == list(range(k)) and all(c.ok for c in comps.values())
+    imms = collect_exactly(pair.eb.cq, k // 2)
+    assert sorted(c.imm for c in imms) == list(range(1, k, 2))
+    for i in range(k):
+        j = k - 1 - i
+        assert np.array_equal(dst[j * n:(j + 1) * n], src[i * n:(i + 1) * n]), i
+
+
+def test_post_write__64mib(pair9000):
+    n = 64 << 20
+    src = rand_bytes(n, 14)
+    dst = pattern(n + 2 * GUARD)
+    ms = pair9000.A.register(src)
+    md = pair9000.B.register(dst, ALL)
+    pair9000.ea.post_write(pair9000.a2b, ms, 0, n, remote=md, remote_offset=GUARD, imm=3,
+                           wr_id=1)
+    check_comp(one(pair9000.ea.cq, 60), wr_id=1, opcode=O.WRITE, byte_len=n)
+    check_comp(one(pair9000.eb.cq, 60), opcode=O.RECV_WRITE_IMM, imm=3, byte_len=n)
+    assert np.array_equal(dst[GUARD:GUARD + n], src)
+    assert (dst[:GUARD] == 0xA5).all() and (dst[GUARD + n:] == 0xA5).all()
+
+
+# ---------------------------------------------------------------- read
+
+
+@_sizes()
+def test_post_read__sizes(pair, size_spec):
+    n = _size(size_spec, pair)
+    remote = rand_bytes(n + 2 * GUARD, 20)
+    before = remote.copy()
+    local = pattern(n + 2 * GUARD)
+    ml = pair.A.register(local, rt.Access.LOCAL_WRITE)
+    mr = pair.B.register(remote, rt.Access.REMOTE_READ)
+    pair.ea.post_read(pair.a2b, ml, GUARD, n, remote=mr.descriptor(), remote_offset=GUARD - 3,
+                      wr_id=8)
+    c = collect_exactly(pair.ea.cq, 1)[0]
+    check_comp(c, wr_id=8, opcode=O.READ, byte_len=n, imm=None)
+    assert c.peer == pair.a2b
+    assert_quiet(pair.eb.cq, 0.05)
+    assert np.array_equal(local[GUARD:GUARD + n], remote[GUARD - 3:GUARD - 3 + n])
+    assert (local[:GUARD] == 0xA5).all() and (local[GUARD + n:] == 0xA5).all()
+    assert np.array_equal(remote, before)
+
+
+def test_post_read__64mib(pair9000):
+    n = 64 << 20
+    remote = rand_bytes(n, 21)
+    local = np.zeros(n, dtype=np.uint8)
+    ml = pair9000.A.register(local)
+    mr = pair9000.B.register(remote, rt.Access.REMOTE_READ)
+    pair9000.ea.post_read(pair9000.a2b, ml, 0, n, remote=mr, wr_id=4)
+    check_comp(one(pair9000.ea.cq, 60), wr_id=4, opcode=O.READ, byte_len=n)
+    assert np.array_equal(local, remote)
+
+
+def test_post_read__many_in_flight(pair):
+    n, k = 2500, 24
+    remote = rand_bytes(n * k, 22)
+    local = np.zeros(n * k, dtype=np.uint8)
+    ml = pair.A.register(local)
+    mr = pair.B.register(remote, rt.Access.REMOTE_READ)
+    for i in range(k):
+        pair.ea.post_read(pair.a2b, ml, i * n, n, remote=mr, remote_offset=(k - 1 - i) * n,
+                          wr_id=i)
+    comps = by_wr_id(collect_exactly(pair.ea.cq, k))
+    assert all(c.ok and c.opcode == O.READ and c.byte_len == n for c in comps.values())
+    for i in range(k):
+        j = k - 1 - i
+        assert np.array_equal(local[i * n:(i + 1) * n], remote[j * n:(j + 1) * n])
+
+
+@pytest.mark.parametrize("op", ["send", "write", "read"])
+def test_post__more_operations_than_the_message_window(pair, op):
+    """2000 operations posted at once (the per-peer window is 512 live
+    messages): all complete, in place."""
+    k = 2000
+    src = rand_bytes(8 * k, 23)
+    dst = np.zeros(8 * k, np.uint8)
+    ms = pair.A.register(src if op != "read" else dst, ALL)
+    md = pair.B.register(dst if op != "read" else src, ALL)
+    for i in range(k):
+        if op == "send":
+            pair.eb.post_recv(md, 8 * i, 8, wr_id=i)
+            pair.ea.post_send(pair.a2b, ms, 8 * i, 8, wr_id=i)
+        elif op == "write":
+            pair.ea.post_write(pair.a2b, ms, 8 * i, 8, remote=md, remote_offset=8 * i, wr_id=i)
+        else:
+            pair.ea.post_read(pair.a2b, ms, 8 * i, 8, remote=md, remote_offset=8 * i, wr_id=i)
+    got = by_wr_id(collect_exactly(pair.ea.cq, k, timeout=30))
+    assert all(c.ok for c in got.values()), [c for c in got.values() if not c.ok][:5]
+    if op == "send":
+        assert [c.wr_id for c in collect_exactly(pair.eb.cq, k, timeout=30)] == list(range(k))
+    assert np.array_equal(src, dst)
+
+
+@pytest.mark.parametrize("op", ["read", "fetch_add"])
+def test_post__more_requests_than_the_message_window_queued(op):
+    """Deterministic with progress='manual' on the initiator: nothing is
+    sent while the requests are posted, so all 513 are queued at once.  (With
+    the progress thread the same happens whenever the application posts
+    faster than the thread sends: 2000 reads time out in about 1 run of 5.)"""
+    k = 513
+    with Pair(a=dict(progress="manual"), timeout_ms=1000) as p:
+        remote = rand_bytes(8 * k, 24)
+        local = np.zeros(8 * k, np.uint8)
+        ml = p.A.register(local)
+        mr = p.B.register(remote, ALL)
+        for i in range(k):
+            if op == "read":
+                p.ea.post_read(p.a2b, ml, 8 * i, 8, remote=mr, remote_offset=8 * i, wr_id=i)
+            else:
+                p.ea.post_atomic_fetch_add(p.a2b, ml, 8 * i, remote=mr, remote_offset=0,
+                                           add=1, wr_id=i)
+        got = by_wr_id(collect(p.ea.cq, k, timeout=20))
+        bad = [c for c in got.values() if not c.ok]
+        assert not bad, f"{len(bad)} failed, e.g. {bad[:3]}"
+
+
+# ---------------------------------------------------------------- atomics
+
+
+def _atomic_pair(pair, initial):
+    target = np.zeros(64, dtype=np.uint8)
+    for i, v in enumerate(initial):
+        set_u64(target, 8 * i, v)
+    result = pattern(64)
+    mt = pair.B.register(target, rt.Access.LOCAL_WRITE | rt.Access.REMOTE_ATOMIC)
+    mres = pair.A.register(result)
+    return target, result, mt, mres
+
+
+@pytest.mark.parametrize("initial,add,final", [
+    (10, 5, 15),
+    (0, 1, 1),
+    (U64, 1, 0),                       # wraps around
+    (7, -1, 6),                        # negative operand = two's complement
+    (1 << 63, 1 << 63, 0),
+    (0x0123456789ABCDEF, 0, 0x0123456789ABCDEF),
+])
+def test_post_atomic_fetch_add__old_value_and_result(pair, initial, add, final):
+    target, result, mt, mres = _atomic_pair(pair, [111, initial, 222])
+    pair.ea.post_atomic_fetch_add(pair.a2b, mres, 16, remote=mt.descriptor(), remote_offset=8,
+                                  add=add, wr_id=3)
+    c = collect_exactly(pair.ea.cq, 1)[0]
+    check_comp(c, wr_id=3, opcode=O.ATOMIC_FETCH_ADD, byte_len=8, imm=None)
+    assert c.peer == pair.a2b
+    assert_quiet(pair.eb.cq, 0.05)
+    assert u64_at(result, 16) == initial
+    assert (result[:16] == 0xA5).all() and (result[24:] == 0xA5).all()
+    assert [u64_at(target, o) for o in (0, 8, 16)] == [111, final, 222]
+
+
+@pytest.mark.parametrize("initial,compare,swap,final", [
+    (5, 5, 77, 77),           # match: swapped
+    (5, 6, 77, 5),            # mismatch: unchanged
+    (U64, -1, 0, 0),          # -1 == 2**64-1
+    (0, 0, U64, U64),
+])
+def test_post_atomic_cmp_swap__old_value_and_result(pair, initial, compare, swap, final):
+    target, result, mt, mres = _atomic_pair(pair, [1, 2, initial])
+    pair.ea.post_atomic_cmp_swap(pair.a2b, mres, 0, remote=mt, remote_offset=16,
+                                 compare=compare, swap=swap, wr_id=4)
+    c = collect_exactly(pair.ea.cq, 1)[0]
+    check_comp(c, wr_id=4, opcode=O.ATOMIC_CMP_SWAP, byte_len=8)
+    assert u64_at(result, 0) == initial
+    assert (result[8:] == 0xA5).all()
+    assert [u64_at(target, o) for o in (0, 8, 16, 24)] == [1, 2, final, 0]
+
+
+def test_post_atomic_fetch_add__many_concurrent(pair):
+    """k fetch-adds of 1 in flight at once: the old values are exactly 0..k-1."""
+    k = 64
+    target, result, mt, mres = _atomic_pair(pair, [0])
+    res = np.zeros(8 * k, dtype=np.uint8)
+    mres2 = pair.A.register(res)
+    for i in range(k):
+        pair.ea.post_atomic_fetch_add(pair.a2b, mres2, 8 * i, remote=mt, add=1, wr_id=i)
+    comps = collect_exactly(pair.ea.cq, k)
+    assert all(c.ok for c in comps)
+    assert u64_at(target, 0) == k
+    assert sorted(res.view(np.uint64).tolist()) == list(range(k))
+
+
+def test_post_atomic__two_initiators_same_word():
+    with Pair() as p:
+        with rt.Context() as C:
+            ec = C.endpoint()
+            c2b = ec.connect(p.eb.address)
+            target = np.zeros(8, dtype=np.uint8)
+            mt = p.B.register(target, rt.Access.LOCAL_WRITE | rt.Access.REMOTE_ATOMIC)
+            ra, rc = np.zeros(8 * 20, np.uint8), np.zeros(8 * 20, np.uint8)
+            mra, mrc = p.A.register(ra), C.register(rc)
+            for i in range(20):
+                p.ea.post_atomic_fetch_add(p.a2b, mra, 8 * i, remote=mt, add=1, wr_id=i)
+                ec.post_atomic_fetch_add(c2b, mrc, 8 * i, remote=mt, add=1000, wr_id=i)
+            assert all(c.ok for c in collect_exactly(p.ea.cq, 20))
+            assert all(c.ok for c in collect_exactly(ec.cq, 20))
+            assert u64_at(target, 0) == 20 * 1001
+            olds = sorted(ra.view(np.uint64).tolist() + rc.view(np.uint64).tolist())
+            assert len(set(olds)) == 40 and olds[0] == 0
+
+
+# ---------------------------------------------------------------- blocking helpers
+
+
+def test_send_recv__blocking_helpers_roundtrip(pair):
+    pair.eb.prepare_recv(1)
+    msg = rand_bytes(5000, 30).tobytes()
+    pair.ea.send(pair.a2b, msg, timeout=10)
+    data, peer = pair.eb.recv(timeout=10)
+    assert data == msg
+    assert peer.address == pair.ea.address and peer == pair.b2a
+    pair.ea.prepare_recv(1)
+    pair.eb.send(peer, data[::-1], timeout=10)
+    back, peer2 = pair.ea.recv(timeout=10)
+    assert back == msg[::-1] and peer2 == pair.a2b
+
+
+@pytest.mark.parametrize("n", [0, 1, 1400, 100_000])
+def test_send_recv__helper_sizes(pair, n):
+    pair.eb.prepare_recv(1)
+    msg = rand_bytes(n, n).tobytes()
+    pair.ea.send(pair.a2b, memoryview(msg), timeout=10)
+    data, _ = pair.eb.recv(timeout=10)
+    assert data == msg
+    assert_quiet(pair.ea.cq, 0.05)  # helper completions never reach the user
+
+
+def test_send_recv__helpers_keep_user_completions(pair):
+    """Completions of user-posted work seen by a blocking helper stay
+    available to cq.wait()."""
+    src = rand_bytes(100, 31)
+    dst = np.zeros(100, dtype=np.uint8)
+    ms, md = pair.A.register(src), pair.B.register(dst, ALL)
+    pair.ea.post_write(pair.a2b, ms, remote=md, wr_id=42)
+    pair.eb.prepare_recv(1)
+    pair.ea.send(pair.a2b, b"x" * 10, timeout=10)
+    assert pair.eb.recv(timeout=10)[0] == b"x" * 10
+    check_comp(one(pair.ea.cq), wr_id=42, opcode=O.WRITE)
+    assert np.array_equal(src, dst)
+
+
+def test_recv__many_messages_in_order(pair):
+    pair.eb.prepare_recv(10)
+    msgs = [rand_bytes(100 * i, i).tobytes() for i in range(10)]
+    for m in msgs:
+        pair.ea.send(pair.a2b, m, timeout=10)
+    got = [pair.eb.recv(timeout=10)[0] for _ in range(10)]
+    assert got == msgs
+
+
+# ---------------------------------------------------------------- peers and queues
+
+
+def test_endpoint__one_endpoint_many_peers():
+    with rt.Context() as A, rt.Context() as B, rt.Context() as C:
+        ea, eb1, eb2, ec = A.endpoint(), B.endpoint(), B.endpoint(), C.endpoint()
+        peers = [ea.connect(e.address) for e in (eb1, eb2, ec)]
+        assert len({p.id for p in peers}) == 3
+        assert ea.connect(eb1.address) == peers[0]  # idempotent
+        src = rand_bytes(3 * 700, 40)
+        ms = A.register(src)
+        bufs = []
+        for i, (ctx, e) in enumerate(((B, eb1), (B, eb2), (C, ec))):
+            b = np.zeros(700, np.uint8)
+            e.post_recv(ctx.register(b), wr_id=i)
+            bufs.append(b)
+        for i, p in enumerate(peers):
+            ea.post_send(p, ms, 700 * i, 700, wr_id=10 + i)
+        sends = by_wr_id(collect_exactly(ea.cq, 3))
+        for i, (e, p) in enumerate(zip((eb1, eb2, ec), peers)):
+            check_comp(sends[10 + i], opcode=O.SEND, byte_len=700)
+            assert sends[10 + i].peer == p
+            c = one(e.cq)
+            check_comp(c, wr_id=i, opcode=O.RECV, byte_len=700, peer_address=ea.address)
+            assert np.array_equal(bufs[i], src[700 * i:700 * (i + 1)])
+
+
+def test_endpoint__two_endpoints_of_one_context():
+    with rt.Context() as C:
+        e1, e2 = C.endpoint(), C.endpoint()
+        assert e1.id != e2.id and e1.address != e2.address
+        src = rand_bytes(3000, 43)
+        dst = np.zeros(3000, np.uint8)
+        ms, md = C.register(src), C.register(dst, ALL)
+        p = e1.connect(e2.address)
+        e2.post_recv(md, wr_id=1)
+        e1.post_send(p, ms, wr_id=2)
+        check_comp(one(e1.cq), wr_id=2, opcode=O.SEND, byte_len=3000)
+        c = one(e2.cq)
+        check_comp(c, wr_id=1, opcode=O.RECV, byte_len=3000, peer_address=e1.address)
+        assert c.ep_id == e2.id
+        assert np.array_equal(src, dst)
+
+
+def test_endpoint__connect_to_itself():
+    """An endpoint may name itself as a peer (loopback through UDP)."""
+    with rt.Context() as C:
+        e = C.endpoint()
+        me = e.connect(e.address)
+        src = rand_bytes(5000, 44)
+        buf = np.zeros(10_000, np.uint8)
+        ms, mb = C.register(src), C.register(buf, ALL)
+        e.post_recv(mb, 0, 5000, wr_id=1)
+        e.post_send(me, ms, wr_id=2)
+        e.post_write(me, ms, 0, 100, remote=mb, remote_offset=6000, imm=3, wr_id=3)
+        e.post_read(me, mb, 7000, 50, remote=mb,
+                    remote_offset=6000, wr_id=4)
+        got = collect_exactly(e.cq, 5)
+        ops = sorted((int(c.opcode), c.wr_id) for c in got)
+        assert ops == sorted([(O.RECV, 1), (O.SEND, 2), (O.WRITE, 3), (O.READ, 4),
+                              (O.RECV_WRITE_IMM, 0)])
+        assert all(c.ok for c in got)
+        assert np.array_equal(buf[:5000], src)
+        assert np.array_equal(buf[6000:6100], src[:100])
+
+
+def test_completion_queue__shared_by_two_endpoints():
+    with rt.Context() as A, rt.Context() as B:
+        cq = B.completion_queue()
+        e1, e2 = B.endpoint(cq), B.endpoint(cq)
+        ea = A.endpoint()
+        src = rand_bytes(64, 41)
+        ms = A.register(src)
+        b1, b2 = np.zeros(64, np.uint8), np.zeros(64, np.uint8)
+        e1.post_recv(B.register(b1), wr_id=1)
+        e2.post_recv(B.register(b2), wr_id=2)
+        ea.post_send(ea.connect(e1.address), ms, wr_id=1)
+        ea.post_send(ea.connect(e2.address), ms, wr_id=2)
+        got = by_wr_id(collect_exactly(cq, 2))
+        assert got[1].ep_id == e1.id and got[2].ep_id == e2.id
+        assert np.array_equal(b1, src) and np.array_equal(b2, src)
+        collect_exactly(ea.cq, 2)
+
+
+def test_context__manual_progress_mode():
+    with Pair(progress="manual") as p:
+        src = rand_bytes(20_000, 42)
+        dst = np.zeros(20_000, np.uint8)
+        ms, md = p.A.register(src), p.B.register(dst)
+        p.eb.post_recv(md, wr_id=1)
+        p.ea.post_send(p.a2b, ms, wr_id=2)
+        # with manual progress somebody must drive both contexts
+        got_a, got_b = [], []
+        import time
+        deadline = time.monotonic() + 20
+        while (not got_a or not got_b) and time.monotonic() < deadline:
+            got_a += p.ea.cq.wait(timeout=0.01)
+            got_b += p.eb.cq.wait(timeout=0.01)
+        check_comp(got_a[0], wr_id=2, opcode=O.SEND, byte_len=20_000)
+        check_comp(got_b[0], wr_id=1, opcode=O.RECV, byte_len=20_000)
+        assert np.array_equal(src, dst)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def test_stats__counters_move_sensibly(pair):
+    n = 100_000
+    src = rand_bytes(n, 50)
+    dst = np.zeros(n, np.uint8)
+    ms, md = pair.A.register(src), pair.B.register(dst)
+    a0, b0 = pair.ea.stats(), pair.eb.stats()
+    pair.eb.post_recv(md, wr_id=1)
+    pair.ea.post_send(pair.a2b, ms, wr_id=2)
+    collect_exactly(pair.ea.cq, 1)
+    collect_exactly(pair.eb.cq, 1)
+    a, b = pair.ea.stats(), pair.eb.stats()
+    npkts = -(-n // pair.max_payload)
+    assert a["tx_packets"] - a0["tx_packets"] >= npkts
+    assert a["tx_bytes"] - a0["tx_bytes"] >= n
+    assert b["rx_packets"] - b0["rx_packets"] == npkts  # no faults: each packet once
+    assert b["rx_bytes"] - b0["rx_bytes"] == n
+    assert a["msgs_sent"] - a0["msgs_sent"] == 1
+    assert b["msgs_received"] - b0["msgs_received"] == 1
+    assert b["acks_sent"] > b0["acks_sent"] and a["acks_received"] > a0["acks_received"]
+    assert a["peers"] == 1 and a["peers_failed"] == 0
+    assert a["malformed"] == b["malformed"] == 0 and a["foreign"] == b["foreign"] == 0
+    assert a["inflight_bytes"] == 0
+    assert set(a) >= {"retransmits", "duplicates", "srtt_us", "cwnd_bytes"}
+    ps = pair.ea.path_stats()
+    assert len(ps) == pair.A.info()["num_paths"]
+    assert sum(p["tx_packets"] for p in ps) >= npkts
+
+
+def _bulk(p, n=1 << 20, seed=51):
+    src = rand_bytes(n, seed)
+    dst = np.zeros(n, np.uint8)
+    ms, md = p.A.register(src), p.B.register(dst)
+    p.eb.post_recv(md, wr_id=1)
+    p.ea.post_send(p.a2b, ms, wr_id=2)
+    check_comp(collect_exactly(p.ea.cq, 1, 60)[0], wr_id=2, byte_len=n)
+    check_comp(collect_exactly(p.eb.cq, 1, 60)[0], wr_id=1, byte_len=n)
+    assert np.array_equal(src, dst)
+
+
+def test_stats__retransmits_under_drop_faults():
+    with Pair(b=dict(fault=dict(seed=1, drop=0.1))) as p:
+        _bulk(p)
+        a, b = p.ea.stats(), p.eb.stats()
+        assert b["fault_drops"] > 0
+        assert a["retransmits"] > 0
+        assert b["msgs_received"] == 1
+
+
+def test_stats__duplicates_under_dup_faults():
+    with Pair(b=dict(fault=dict(seed=2, dup=0.2))) as p:
+        _bulk(p)
+        b = p.eb.stats()
+        assert b["fault_dups"] > 0
+        assert b["duplicates"] > 0
+        assert b["msgs_received"] == 1
+
+
+# ---------------------------------------------------------------- lifetime
+
+
+def test_context__context_managers_close_everything():
+    with rt.Context() as ctx:
+        with ctx.endpoint() as ep, ctx.register(bytearray(10)) as mr, \
+                ctx.completion_queue() as cq:
+            assert not (ep.closed or mr.closed or cq.closed)
+        assert ep.closed and mr.closed and cq.closed
+        ep2, mr2, cq2 = ctx.endpoint(), ctx.register(bytearray(10)), ctx.completion_queue()
+    assert ctx.closed and ep2.closed and mr2.closed and cq2.closed
+    assert ep2.cq.closed  # the private CQ went with its endpoint
+
+
+def test_close__twice_is_safe():
+    ctx = rt.Context()
+    ep, mr, cq = ctx.endpoint(), ctx.register(bytearray(8)), ctx.completion_queue()
+    for obj in (ep, mr, cq, ctx):
+        obj.close()
+        obj.close()
+        assert obj.closed
+
+
+def test_context_close__closes_children_first(pair):
+    cq = pair.A.completion_queue()
+    ep = pair.A.endpoint(cq)
+    mr = pair.A.register(np.zeros(100, np.uint8))
+    pair.eb.post_recv(pair.B.register(np.zeros(10, np.uint8)), wr_id=1)
+    ep.post_recv(mr, 0, 10, wr_id=5)
+    pair.A.close()
+    assert ep.closed and cq.closed and mr.closed and pair.ea.closed
+    pair.A.close()
+    with pytest.raises(rt.ClosedError):
+        pair.ea.post_send(pair.a2b, mr)
+    with pytest.raises(rt.ClosedError):
+        cq.poll()
+    # the other side is unaffected
+    assert not pair.eb.closed and pair.eb.stats()["peers"] >= 1
+
+
+def _closed_calls(ctx, ep, mr, cq, peer, other_mr):
+    yield "ctx.endpoint", lambda: ctx.endpoint()
+    yield "ctx.register", lambda: ctx.register(bytearray(4))
+    yield "ctx.completion_queue", lambda: ctx.completion_queue()
+    yield "ctx.info", lambda: ctx.info()
+    yield "ep.post_send", lambda: ep.post_send(peer, other_mr)
+    yield "ep.post_recv", lambda: ep.post_recv(other_mr)
+    yield "ep.post_write", lambda: ep.post_write(peer, other_mr, remote=bytes(32))
+    yield "ep.post_read", lambda: ep.post_read(peer, other_mr, remote=bytes(32))
+    yield "ep.atomic", lambda: ep.post_atomic_fetch_add(peer, other_mr, 0, remote=bytes(32),
+                                                        add=1)
+    yield "ep.send", lambda: ep.send(peer, b"x", timeout=1)
+    yield "ep.recv", lambda: ep.recv(timeout=1)
+    yield "ep.connect", lambda: ep.connect(bytes(32))
+    yield "ep.stats", lambda: ep.stats()
+    yield "ep.address", lambda: ep.address
+    yield "mr.descriptor", lambda: mr.descriptor()
+    yield "mr.rkey", lambda: mr.rkey
+    yield "cq.poll", lambda: cq.poll()
+    yield "cq.wait", lambda: cq.wait(timeout=0.01)
+
+
+def test_closed_objects__raise_closed_error():
+    with rt.Context() as other:
+        ctx = rt.Context()
+        ep, mr, cq = ctx.endpoint(), ctx.register(bytearray(64)), ctx.completion_queue()
+        peer = ep.connect(other.endpoint().address)
+        ctx.close()
+        for name, call in _closed_calls(ctx, ep, mr, cq, peer, mr):
+            with pytest.raises(rt.ClosedError) as ei:
+                call()
+            assert "closed" in str(ei.value), name
+
+
+def test_closed_mr__used_in_post_raises_closed_error(pair):
+    mr = pair.A.register(bytearray(64))
+    mr.close()
+    with pytest.raises(rt.ClosedError, match="closed"):
+        pair.ea.post_send(pair.a2b, mr)
+    with pytest.raises(rt.ClosedError, match="closed"):
+        pair.ea.post_recv(mr)
+
+
+def _silent_peer_address(sock) -> bytes:
+    """Address of an 'endpoint' that is a plain UDP socket nobody reads."""
+    return make_address(port=sock.getsockname()[1], ep_id=1, nonce=0x1122334455667788)
+
+
+@pytest.fixture
+def silent_socket():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    yield s
+    s.close()
+
+
+def test_endpoint_close__outstanding_work_is_flushed(silent_socket):
+    with rt.Context(timeout_ms=60_000) as ctx:
+        cq = ctx.completion_queue()
+        ep = ctx.endpoint(cq)
+        peer = ep.connect(_silent_peer_address(silent_socket))
+        buf = np.zeros(1 << 16, np.uint8)
+        mr = ctx.register(buf)
+        for i in range(3):
+            ep.post_recv(mr, 0, 100, wr_id=100 + i)
+        ep.post_send(peer, mr, 0, 50_000, wr_id=1)
+        ep.post_write(peer, mr, 0, 1000, remote=mr.descriptor(), wr_id=2)
+        ep.post_read(peer, mr, 0, 1000, remote=mr.descriptor(), wr_id=3)
+        ep.post_atomic_fetch_add(peer, mr, 0, remote=mr.descriptor(), add=1, wr_id=4)
+        assert cq.poll() == []
+        ep.close()
+        got = by_wr_id(collect_exactly(cq, 7, timeout=10))
+        assert sorted(got) == [1, 2, 3, 4, 100, 101, 102]
+        assert all(c.status == S.FLUSHED for c in got.values()), got
+        assert got[1].opcode == O.SEND and got[2].opcode == O.WRITE
+        assert got[3].opcode == O.READ and got[4].opcode == O.ATOMIC_FETCH_ADD
+        assert got[100].opcode == O.RECV
+        mr.close()  # nothing in flight any more
+        cq.close()
+
+
+def test_endpoint_close__flushes_work_in_flight_to_a_live_peer(pair):
+    cq = pair.A.completion_queue()
+    ep = pair.A.endpoint(cq)
+    peer = ep.connect(pair.eb.address)
+    n = 32 << 20
+    big = pair.A.register(np.zeros(n, np.uint8), ALL)
+    remote = pair.B.register(np.zeros(n, np.uint8), ALL)
+    pair.eb.post_recv(remote, 0, n, wr_id=1)
+    ep.post_send(peer, big, 0, n, wr_id=10)
+    ep.post_read(peer, big, 0, n, remote=remote, wr_id=11)
+    ep.post_write(peer, big, 0, n, remote=remote, wr_id=12)
+    ep.post_recv(big, 0, 10, wr_id=13)
+    ep.close()
+    got = by_wr_id(collect_exactly(cq, 4, timeout=10))
+    assert sorted(got) == [10, 11, 12, 13]
+    # whatever finished before the close is SUCCESS; the rest is FLUSHED
+    assert got[13].status == S.FLUSHED
+    assert all(c.status in (S.SUCCESS, S.FLUSHED) for c in got.values()), got
+    assert any(c.status == S.FLUSHED for c in (got[10], got[11], got[12])), got
+    big.close()  # nothing uses it any more
+    # B is unaffected and still talks to A's other endpoint
+    _send_and_check(pair, 1000)
+
+
+def test_cq_wait__context_closed_by_another_thread():
+    import threading
+    ctx = rt.Context()
+    ep = ctx.endpoint()
+    result = {}
+
+    def waiter():
+        try:
+            result["r"] = ep.cq.wait(timeout=5)
+        except rt.ClosedError as e:
+            result["r"] = e
+
+    th = threading.Thread(target=waiter)
+    th.start()
+    wait_started = ep.cq.wait(timeout=0.05)  # give the waiter time to block
+    assert wait_started == []
+    ctx.close()
+    th.join(10)
+    assert not th.is_alive(), "cq.wait() hangs after its context was closed"
+    assert isinstance(result["r"], rt.ClosedError) or result["r"] == []
+
+
+def test_context_close__with_outstanding_work_does_not_hang(silent_socket):
+    ctx = rt.Context(timeout_ms=60_000)
+    ep = ctx.endpoint()
+    peer = ep.connect(_silent_peer_address(silent_socket))
+    mr = ctx.register(np.zeros(1 << 20, np.uint8))
+    ep.post_recv(mr, 0, 10, wr_id=1)
+    for i in range(10):
+        ep.post_send(peer, mr, 0, 1 << 20, wr_id=10 + i)
+    ctx.close()
+    assert ctx.closed and ep.closed and mr.closed
+
+
+def test_mr_close__busy_while_operations_use_it(silent_socket):
+    with rt.Context(timeout_ms=60_000) as ctx:
+        ep = ctx.endpoint()
+        peer = ep.connect(_silent_peer_address(silent_socket))
+        mr = ctx.register(np.zeros(4096, np.uint8))
+        ep.post_send(peer, mr, 0, 4096, wr_id=1)
+        with pytest.raises(rt.BusyError):
+            mr.close()
+        assert not mr.closed
+        ep.close()
+        mr.close()
+        assert mr.closed
+
+
+def test_cq_close__busy_while_endpoint_uses_it():
+    with rt.Context() as ctx:
+        cq = ctx.completion_queue()
+        ep = ctx.endpoint(cq)
+        with pytest.raises(rt.BusyError) as ei:
+            cq.close()
+        assert "close them first" in str(ei.value)
+        ep.close()
+        cq.close()
+        assert cq.closed
+
+
+def test_endpoint_close__peer_keeps_working_with_others(pair):
+    """Closing one endpoint of a context leaves its siblings working."""
+    e2 = pair.B.endpoint()
+    p2 = pair.ea.connect(e2.address)
+    pair.eb.close()
+    buf = np.zeros(10, np.uint8)
+    e2.post_recv(pair.B.register(buf), wr_id=1)
+    pair.ea.post_send(p2, pair.A.register(np.arange(10, dtype=np.uint8)), wr_id=2)
+    check_comp(one(pair.ea.cq), wr_id=2, opcode=O.SEND)
+    check_comp(one(e2.cq), wr_id=1, opcode=O.RECV, byte_len=10)
+    assert buf.tolist() == list(range(10))
+
+
+def test_context__two_contexts_fixed_port_conflict():
+    with rt.Context() as a:
+        with pytest.raises(rt.RTError) as ei:
+            rt.Context(port=a.port)
+        assert str(a.port) in str(ei.value) or "bind" in str(ei.value).lower()
+
+
+def test_garbage_collection__dropped_objects_are_cleaned_up():
+    """Endpoints and regions dropped without close() (one with a receive
+    still posted) are freed by the garbage collector; the context keeps
+    working and closes cleanly."""
+    import gc
+    ctx = rt.Context()
+    for i in range(5):
+        ep = ctx.endpoint()
+        mr = ctx.register(np.zeros(100, np.uint8))
+        if i % 2:
+            ep.post_recv(mr, wr_id=1)
+        del ep, mr
+    gc.collect()
+    e1, e2 = ctx.endpoint(), ctx.endpoint()
+    buf = np.zeros(10, np.uint8)
+    mb = ctx.register(buf)
+    e2.post_recv(mb, wr_id=1)
+    e1.send(e1.connect(e2.address), b"0123456789", timeout=10)
+    check_comp(one(e2.cq), wr_id=1, byte_len=10)
+    assert buf.tobytes() == b"0123456789"
+    ctx.close()
+    assert e1.closed and mb.closed
