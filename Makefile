@@ -24,14 +24,21 @@ build/librtransport.a: $(OBJS)
 	ar rcs $@ $(OBJS)
 
 test:
-	python3 -m pip install -q '.[test]' && python3 -m pytest -q tests
+	python3 -m pip install -q '.[test]' && pytest -q tests
 
+# Builds a sanitized copy of the extension beside the tree (site-packages and
+# the source tree stay untouched) and runs the suite against it.
+SAN_DIR = build/sanitize
 sanitize:
-	RT_SANITIZE=1 python3 -m pip install -q --force-reinstall --no-deps . && \
+	rm -rf $(SAN_DIR) && mkdir -p $(SAN_DIR)/pkg/rtransport && \
+	cp rtransport/*.py rtransport/_cdef.h $(SAN_DIR)/pkg/rtransport/ && \
+	RT_SANITIZE=1 python3 -c "import sys; sys.path.insert(0, 'rtransport'); import _build; \
+	_build._make_builder(absolute=True).compile(tmpdir='$(SAN_DIR)/cffi')" > $(SAN_DIR)/build.log 2>&1 && \
+	cp $(SAN_DIR)/cffi/rtransport/_rt*.so $(SAN_DIR)/pkg/rtransport/ && \
 	ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
-	python3 -m pytest -q -x tests; rc=$$?; \
-	python3 -m pip install -q --force-reinstall --no-deps . ; exit $$rc
+	PYTHONSAFEPATH=1 PYTHONPATH=$(CURDIR)/$(SAN_DIR)/pkg \
+	python3 -m pytest -q -x -p no:cacheprovider tests
 
 fuzz:
 	python3 tests/fuzz_decoder.py -max_total_time=$(FUZZ_SECONDS)

@@ -239,6 +239,7 @@ struct rt_peer {
 
 /* ------------------------------------------------------------- endpoint */
 #define RT_PEER_HASH 256
+#define RT_MAX_PEERS 65536        /* per endpoint; identities beyond are refused */
 struct rt_ep {
 	rt_ctx *ctx;
 	uint32_t id;

@@ -484,6 +484,10 @@ void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr
 				ep->st.malformed++;
 				return;
 			}
+			if (ep->npeers >= RT_MAX_PEERS) {
+				ep->st.foreign++; /* peer table full: refuse new identities */
+				return;
+			}
 			p = rt_ep_add_peer(ep, &a, h.src_ep, h.src_nonce);
 			if (!p)
 				return;

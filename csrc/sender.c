@@ -570,11 +570,18 @@ static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_ac
 static void ack_range(struct rt_peer *p, uint32_t s, uint32_t e, uint64_t now,
 		      struct ack_acc *acc)
 {
-	/* clamp to the outstanding window */
-	if (psn_lt(s, p->snd_una))
-		s = p->snd_una;
-	if (psn_lt(p->snd_nxt, e))
-		e = p->snd_nxt;
+	/* clamp to the outstanding window, in offsets from snd_una so that a
+	 * range far outside it (even 2^31 away) cannot wrap into it */
+	uint32_t win = p->snd_nxt - p->snd_una;
+	uint32_t so = s - p->snd_una, eo = e - p->snd_una;
+	if ((int32_t)so < 0)
+		so = 0;
+	if ((int32_t)eo <= 0 || so >= win)
+		return;
+	if (eo > win)
+		eo = win;
+	s = p->snd_una + so;
+	e = p->snd_una + eo;
 	while (psn_lt(s, e)) {
 		/* skip already-acked packets a word at a time */
 		uint64_t w = *acked_word(p, s) >> (s & 63);
