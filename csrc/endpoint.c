@@ -316,6 +316,8 @@ static int submit(struct rt_peer *p, struct rt_msg *m)
 	ctx->now_us = now;
 	rt_tx_enqueue(p, m);
 	rt_tx_push(p, now);
+	/* a held ACK rides along on the path the data just used */
+	rt_rx_ack_now(p, now, p->batch_path);
 	rt_io_flush(ctx, now);
 	pthread_mutex_unlock(&ctx->lock);
 	rt_engine_kick(ctx);

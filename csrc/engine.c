@@ -120,6 +120,8 @@ static uint64_t next_deadline(rt_ctx *ctx, uint64_t now)
 	uint64_t t = now + 100000; /* wake at least every 100 ms */
 	for (struct rt_peer *p = ctx->active; p; p = p->anext) {
 		uint64_t d = rt_tx_next_timer(p, now);
+		if (p->ack_pending && p->ack_rx_us + 20 < d)
+			d = p->ack_rx_us + 20;
 		if (d < t)
 			t = d;
 	}

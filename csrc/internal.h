@@ -226,6 +226,7 @@ struct rt_peer {
 	uint32_t rcv_cum, rcv_max;
 	uint64_t *rcv_bits;              /* RT_RCV_WIN bits, lazily */
 	bool ack_pending;
+	bool ack_hold;                   /* a request completed: wait briefly for a reply to ride along */
 	uint8_t ack_flags;
 	uint16_t ack_echo_path;
 	uint32_t ack_ts_echo;
@@ -378,6 +379,7 @@ RT_HIDDEN void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len,
 			    const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
 			    uint64_t now);
 RT_HIDDEN void rt_rx_flush_acks(rt_ctx *ctx, uint64_t now);
+RT_HIDDEN void rt_rx_ack_now(struct rt_peer *p, uint64_t now, int path);
 RT_HIDDEN void rt_peer_rx_free(struct rt_peer *p);
 
 /* sender.c */

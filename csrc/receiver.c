@@ -55,6 +55,7 @@ static void send_slots_retire(struct rt_peer *p)
 			/* skipped: no buffer, no completion */
 		} else if (s->state == RXS_DONE) {
 			rt_ep_complete(ep, s->wr_id, RT_OP_RECV, RT_WC_SUCCESS, s->msg_len, p->id, false, 0);
+			p->ack_hold = true; /* the application may answer right away */
 			ep->st.msgs_received++;
 		} else {
 			/* byte_len tells the application how large the message was */
@@ -540,7 +541,7 @@ static uint32_t scan_bits(struct rt_peer *p, uint32_t from, uint32_t end, bool s
 	return end;
 }
 
-static void send_ack(struct rt_peer *p, uint64_t now)
+static void send_ack(struct rt_peer *p, uint64_t now, int path)
 {
 	rt_ctx *ctx = p->ep->ctx;
 	struct rt_ack_hdr a;
@@ -567,7 +568,7 @@ static void send_ack(struct rt_peer *p, uint64_t now)
 	struct rt_txq_pkt *q = rt_txq_add(ctx, now);
 	struct rt_hdr h;
 	rt_hdr_fill(p, &h, RT_PKT_ACK);
-	h.path = rt_path_pick(p, now);
+	h.path = path >= 0 ? (uint16_t)path : rt_path_pick(p, now);
 	size_t n = rt_ack_encode(q->hdr + RT_HDR_SIZE, &a);
 	h.len = (uint16_t)n;
 	rt_hdr_encode(q->hdr, &h);
@@ -577,16 +578,32 @@ static void send_ack(struct rt_peer *p, uint64_t now)
 	q->path = h.path;
 	q->dst = p->addr;
 	p->ack_pending = false;
+	p->ack_hold = false;
 	p->ack_flags = 0;
 	p->ce_count = 0;
 	p->ep->st.acks_sent++;
 }
 
+/*
+ * ACKs go out once per receive batch.  When a batch completed a SEND, the
+ * application will often answer at once: then the ACK waits up to
+ * RT_ACK_HOLD_US so that it leaves with the reply, in the same sendmmsg()
+ * on the same path socket (rt_rx_ack_now() from the post path), which
+ * takes a system call off every request/response round trip.
+ */
+#define RT_ACK_HOLD_US 20
 void rt_rx_flush_acks(rt_ctx *ctx, uint64_t now)
 {
 	for (struct rt_peer *p = ctx->active; p; p = p->anext)
-		if (p->ack_pending)
-			send_ack(p, now);
+		if (p->ack_pending && (!p->ack_hold || now >= p->ack_rx_us + RT_ACK_HOLD_US ||
+				       now < p->ack_rx_us))
+			send_ack(p, now, -1);
+}
+
+void rt_rx_ack_now(struct rt_peer *p, uint64_t now, int path)
+{
+	if (p->ack_pending)
+		send_ack(p, now, path);
 }
 
 void rt_peer_rx_free(struct rt_peer *p)

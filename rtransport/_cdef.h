@@ -267,3 +267,9 @@ struct rt_path_stats {
 	...;
 };
 int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n);
+
+/* benchmarks (csrc/perf.c) */
+int rt_perf_pingpong(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t size, uint32_t iters,
+		     int initiator, uint64_t *rtt_ns, int64_t timeout_us);
+int rt_perf_tcp_pingpong(int fd, void *buf, uint64_t size, uint32_t iters, int initiator,
+			 uint64_t *rtt_ns);

@@ -334,6 +334,21 @@ struct rt_path_stats {
 /** Fill up to @n entries; returns the number of paths. */
 RT_API int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n);
 
+/* ---------------------------------------------------------------- benchmarks */
+
+/**
+ * rt_perf_pingpong() - perftest-style ping-pong loop in C (no interpreter
+ * in the measured path).  Both sides call it; the initiator sends first
+ * and stores @iters round-trip times (ns) in @rtt_ns.  @mr holds at least
+ * 2*@size bytes (send from offset 0, receive at @size).  The calling
+ * thread spins on the endpoint's CQ, driving progress itself.
+ */
+RT_API int rt_perf_pingpong(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t size,
+			    uint32_t iters, int initiator, uint64_t *rtt_ns, int64_t timeout_us);
+/** The same loop over a connected TCP socket (blocking send/recv), as the baseline. */
+RT_API int rt_perf_tcp_pingpong(int fd, void *buf, uint64_t size, uint32_t iters, int initiator,
+				uint64_t *rtt_ns);
+
 #ifdef __cplusplus
 }
 #endif
