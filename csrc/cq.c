@@ -126,6 +126,9 @@ static int cq_try(struct rt_cq *cq, struct rt_wc *wc, int n)
 /* Run one engine iteration if nobody else is running one. */
 static void drive(rt_ctx *ctx)
 {
+	/* tell the progress thread an application thread is polling, so it
+	 * backs off instead of competing for the lock and a core */
+	__atomic_store_n(&ctx->app_active_us, rt_now_us(), __ATOMIC_RELAXED);
 	if (pthread_mutex_trylock(&ctx->lock) == 0) {
 		if (!ctx->destroying)
 			rt_engine_once(ctx, rt_now_us());

@@ -149,7 +149,9 @@ static void *engine_main(void *arg)
 	pfd[1].fd = ctx->io.evfd;
 	pfd[1].events = POLLIN;
 	while (!__atomic_load_n(&ctx->stop, __ATOMIC_ACQUIRE)) {
-		if (__atomic_load_n(&ctx->app_driving, __ATOMIC_ACQUIRE) > 0) {
+		uint64_t app_us = __atomic_load_n(&ctx->app_active_us, __ATOMIC_RELAXED);
+		if (__atomic_load_n(&ctx->app_driving, __ATOMIC_ACQUIRE) > 0 ||
+		    rt_now_us() - app_us < 100) {
 			/* an application thread is driving: stay out of its way */
 			struct timespec ts = { 0, 200000 };
 			ppoll(&pfd[1], 1, &ts, NULL);

@@ -340,6 +340,7 @@ struct rt_ctx {
 	volatile int stop;
 	int sleeping;                    /* atomic: thread is in ppoll */
 	int app_driving;                 /* atomic: app threads spinning on CQs */
+	uint64_t app_active_us;          /* atomic: last time an app thread drove progress */
 	uint64_t last_activity_us;
 	uint64_t now_us;                 /* time of the current iteration */
 	struct rt_ctx_info info;
