@@ -29,8 +29,7 @@ import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))
-from rtransport.fabric import Fabric  # noqa: E402
+from rtransport.fabric import Fabric  # the installed package (pip install .)
 
 XFER = os.path.join(HERE, "xfer.py")
 PY = sys.executable

@@ -40,6 +40,7 @@
 #define RT_RX_BATCH 32
 #define RT_TXQ_PKTS 2048          /* packets per tx flush */
 #define RT_TXQ_MSGS 256           /* sendmmsg entries per flush */
+#define RT_MIN_RTT_US 5           /* no kernel round trip is faster: a sample below is bogus */
 #define RT_HDRBUF (RT_HDR_SIZE + RT_ACK_HDR_SIZE + 8 * RT_ACK_MAX_RANGES) /* largest header: a full ACK */
 
 /* serial-number comparisons for 32-bit PSNs */

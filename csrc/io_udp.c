@@ -294,7 +294,9 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 			seg = len;
 		for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += seg) {
 			uint32_t l = len - off < seg ? len - off : seg;
-			deliver(ctx, buf + off, l, &io->rx_from[i], tos, rx_ts, now);
+			/* a GRO batch carries the first segment's arrival time; later
+			 * segments arrived later, so give them the current time */
+			deliver(ctx, buf + off, l, &io->rx_from[i], tos, off ? now : rx_ts, now);
 			pkts++;
 			if (len == 0)
 				break;

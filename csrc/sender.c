@@ -533,8 +533,8 @@ static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_ac
 	}
 	/* RTT up to when the kernel got the ACK (not when we got to it),
 	 * less the time the receiver held the ACK: what is left is fabric */
-	uint64_t rtt = acc->rx_ts > t->sent_us + acc->ack_delay ?
-			       acc->rx_ts - t->sent_us - acc->ack_delay : 1;
+	uint64_t raw = acc->rx_ts > t->sent_us ? acc->rx_ts - t->sent_us : 1;
+	uint64_t rtt = raw > acc->ack_delay + RT_MIN_RTT_US ? raw - acc->ack_delay : raw;
 	struct path_acc *pa = &acc->pa[t->path];
 	struct rt_path_state *ps = &p->paths[t->path];
 	pa->bytes += t->len;
@@ -646,8 +646,17 @@ static void detect_losses(struct rt_peer *p, uint64_t now)
 				break; /* originals after this were sent later still */
 			continue;
 		}
-		bool path_passed = t->sent_us < p->paths[t->path].rack_sent_us;
-		if (now >= t->sent_us + (path_passed ? same : cross)) {
+		struct rt_path_state *ps = &p->paths[t->path];
+		bool path_passed = t->sent_us < ps->rack_sent_us;
+		uint64_t wait = same;
+		if (!path_passed) {
+			/* only other paths moved on: this path may just be slower
+			 * (a longer queue); wait for twice its own RTT first */
+			wait = cross;
+			if (ps->srtt_us && 2 * ps->srtt_us + reo_wnd(p) > wait)
+				wait = 2 * ps->srtt_us + reo_wnd(p);
+		}
+		if (now >= t->sent_us + wait) {
 			lost[t->path] += t->len;
 			any = true;
 			mark_lost(p, psn, false, now);
