@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Issue #2 benchmarks: rtransport against a TCP baseline measured in the same
 # run, ping-pong RTT and one-way bandwidth, over loopback and over two network
-# namespaces joined by a veth pair (MTU 9000).
+# namespaces joined by a veth pair (MTU 9000): progress thread/manual,
+# busy_poll_us variants, large messages with more in flight, the cffi and C
+# loop variants of the ping-pong, and the per-call cost of the Python layer.
 #
 #   bench/run_issue2.sh                      # run all, print Markdown sections
 #   bench/run_issue2.sh --out docs/benchmarks.md
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
         --results) RESULTS=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --quick) QUICK=1; shift ;;
-        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "run_issue2.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done

@@ -85,6 +85,13 @@ void rt_ep_destroy(rt_ep *ep)
 		return;
 	rt_ctx *ctx = ep->ctx;
 	pthread_mutex_lock(&ctx->lock);
+	/* an ACK held for a reply that will never come goes out now, or the
+	 * peer's last send would time out */
+	uint64_t now = rt_now_us() > ctx->now_us ? rt_now_us() : ctx->now_us;
+	for (uint32_t i = 0; i < ep->npeers; i++)
+		if (ep->peers[i]->state == PEER_OK)
+			rt_rx_ack_now(ep->peers[i], now, -1);
+	rt_io_flush(ctx, now);
 	ep->closing = true;
 	for (uint32_t i = 0; i < ep->npeers; i++) {
 		struct rt_peer *p = ep->peers[i];

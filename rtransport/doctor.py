@@ -312,9 +312,10 @@ def _advice(r: dict) -> list[dict]:
             "Context(progress='manual')")
     elif cpus == 2:
         add("hint", "2 CPUs: two communicating processes plus their progress threads "
-                    "oversubscribe the cores; for latency, Context(progress='manual') "
-                    "(the waiting thread drives progress) does best here",
-            "Context(progress='manual')")
+                    "oversubscribe the cores; for latency, let the waiting thread do the "
+                    "work: Context(progress='manual'), or keep the thread and spin longer "
+                    "(busy_poll_us=1000) - see docs/benchmarks.md",
+            "Context(progress='manual') or Context(busy_poll_us=1000)")
     if not iface.get("loopback") and sc.get("net.core.busy_poll") == 0 \
             and iface.get("name") not in (None, "(all)"):
         add("hint", "kernel busy polling is off (net.core.busy_poll = 0); on a real NIC it "

@@ -1231,7 +1231,7 @@ def _background(rs) -> dict:
     bg = [r["client"].get("background", 0.0) for r in rs]
     st = [r["client"].get("steal", 0.0) for r in rs]
     return {"background_max": max(bg), "background_median": _median(bg),
-            "steal_max": max(st)}
+            "runs_background": bg, "steal_max": max(st)}
 
 
 # ---------------------------------------------------------------- pingpong
@@ -1298,17 +1298,21 @@ def _header_lines(doc) -> list[str]:
     if doc["test"] == "pingpong":
         first = (f"rtransport perf pingpong: {pr['size']} B messages, {pr['iters']} round "
                  f"trips (+{pr['warmup']} warm-up), rtransport mtu {pr['mtu']}{rep}")
-        how = ("both sides are Python: rtransport through its Python API (post_send/"
-               "post_recv/cq.wait), TCP through the socket module (TCP_NODELAY, blocking "
-               "recv_into)")
         apis = pr.get("api") or pr.get("rt_api") or ["py"]
+        parts = []
+        if "py" in apis or "cffi" in apis:
+            parts.append("Python on both sides: rtransport through its Python API "
+                         "(post_send/post_recv/cq.wait), TCP through the socket module "
+                         "(TCP_NODELAY, blocking recv_into)")
         if "cffi" in apis:
-            how += ("; api=cffi rows run the same loop on the thin 1:1 binding "
-                    "(rtransport.lib) instead of the Python classes - a diagnostic")
+            parts.append("api=cffi rows run the same rtransport loop on the thin 1:1 "
+                         "binding (rtransport.lib) instead of the Python classes - a "
+                         "diagnostic, compared with the Python TCP loop")
         if "c" in apis:
-            how += ("; api=c rows run both transports' loops in C (rt_perf_pingpong, "
-                    "rt_perf_tcp_pingpong: blocking send/recv for TCP, the rtransport "
-                    "side spins on its CQ) and are compared with each other")
+            parts.append("api=c rows run both transports' loops in C (rt_perf_pingpong, "
+                         "rt_perf_tcp_pingpong: blocking send/recv for TCP, the rtransport "
+                         "side spins on its CQ) and are compared with each other")
+        how = "; ".join(parts)
     else:
         iters = pr["iters"] if pr.get("iters") else f"auto (~{fmt_size(BW_TARGET_BYTES)} per size)"
         first = (f"rtransport perf bw: one-way bandwidth, messages per size {iters}, "
@@ -1477,8 +1481,27 @@ def markdown(doc: dict) -> str:
                          f"{v['python_us'] - v['cffi_us']:.2f} |")
         lines.append("")
         return "\n".join(lines)
+    pr = doc.get("params", {})
     title = "Ping-pong RTT" if doc["test"] == "pingpong" else "One-way bandwidth"
-    lines.append(f"### {title}, {doc['path']}")
+    what = []
+    apis = pr.get("api") or pr.get("rt_api") or ["py"]
+    if apis != ["py"]:
+        what.append("loops: " + ", ".join({"py": "Python", "cffi": "cffi binding",
+                                           "c": "C"}.get(a, a) for a in apis))
+    bps = [b for b in pr.get("busy_poll_us") or [] if b is not None]
+    if bps:
+        what.append("busy_poll_us " + ", ".join(str(b) for b in bps))
+    ccs = [c for c in pr.get("cc") or [] if c is not None]
+    if ccs:
+        what.append("cc " + ", ".join(ccs))
+    if doc["test"] == "bw":
+        what.append(f"{pr.get('inflight')} in flight")
+        sizes = pr.get("sizes") or []
+        if sizes and sizes != DEFAULT_SIZES:
+            what.append("sizes " + ", ".join(fmt_size(x) for x in sizes))
+    if pr.get("repeat", 1) > 1:
+        what.append(f"{pr['repeat']} runs")
+    lines.append(f"### {title}, {doc['path']}" + (f" ({'; '.join(what)})" if what else ""))
     lines.append("")
     lines.append(f"* command: `{doc['command']}`")
     lines.append(f"* date: {doc['date']}; machine: {m['cpus']}-core VM ({m['cpu_model']}), "
