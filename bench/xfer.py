@@ -166,12 +166,19 @@ def rt_send(args) -> dict:
                         "stats": ep.stats()}
         t1 = time.monotonic()
         ep.post_send(peer, cmr, 0, 64, wr_id=1 << 40)
-        ok = any(c.wr_id == 1 << 40 and c.ok for c in ep.cq.wait(timeout=10))
+        final = None
+        end = time.monotonic() + 15
+        while final is None and time.monotonic() < end:
+            for c in ep.cq.wait(timeout=0.5):
+                if c.wr_id == 1 << 40:
+                    final = c
+        ok = final is not None and final.ok
         st = ep.stats()
         info = ctx.info()
         io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments", "tx_eagain",
                                    "rx_syscalls", "rx_datagrams", "rx_segments", "engine_loops")}
-        return {"ok": ok, "seconds": t1 - t0, "io": io, "goodput_gbps": n * 8 / (t1 - t0) / 1e9,
+        return {"ok": ok, "final": str(final.status) if final else "no completion in 15 s",
+                "seconds": t1 - t0, "io": io, "goodput_gbps": n * 8 / (t1 - t0) / 1e9,
                 "series_gbps": series(events, t0, args.bin_ms), "bin_ms": args.bin_ms,
                 "t0": t0, "stats": st, "path_stats": ep.path_stats(),
                 "spurious_pct": 100.0 * st["duplicates"] / max(1, st["tx_packets"])}

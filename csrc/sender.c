@@ -219,6 +219,13 @@ void rt_msg_maybe_release(struct rt_msg *m)
 		rt_msg_release(m);
 		return;
 	}
+	if (m->failed) {
+		/* every abort is acknowledged: the receiver has let go of the
+		 * message, so a buffer posted now cannot be taken by a straggler */
+		rt_msg_complete(m, m->status);
+		rt_msg_release(m);
+		return;
+	}
 	if (m->op == RT_WOP_READ_REQ || m->op == RT_WOP_ATOMIC_REQ) {
 		m->state = MSG_WAIT_RESP; /* the response completes it */
 		return;
@@ -237,8 +244,12 @@ static void msg_fail(struct rt_peer *p, struct rt_msg *m, uint32_t status, uint6
 	if (m->state == MSG_QUEUED)
 		sq_remove(p, m);
 	bool was_done = m->state == MSG_DONE;
-	rt_msg_complete(m, status);
+	if (was_done || m->failed)
+		return;
+	/* the completion waits until the aborts are acknowledged
+	 * (rt_msg_maybe_release), see there */
 	m->failed = 1;
+	m->status = status;
 	m->all_sent = 1;
 	if (!was_done) {
 		for (uint32_t psn = p->snd_una; psn != p->snd_nxt; psn++) {
