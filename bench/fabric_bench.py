@@ -294,7 +294,12 @@ def plot(series, path):
     fig, ax = plt.subplots(figsize=(8, 3.5))
     for key, label in (("rt", "rtransport"), ("tcp", "TCP (stream on the failed spine)")):
         ys = series[key]
-        ax.plot([i * bin_s for i in range(len(ys))], ys, label=label, lw=1)
+        xs = [i * bin_s for i in range(len(ys))]
+        ax.plot(xs, ys, lw=0.6, alpha=0.35, color="C0" if key == "rt" else "C1")
+        k = 5  # 50 ms moving average over the 10 ms bins
+        avg = [sum(ys[max(0, i - k + 1):i + 1]) / len(ys[max(0, i - k + 1):i + 1]) for i in range(len(ys))]
+        ax.plot(xs, avg, lw=1.4, label=label + " (50 ms average; light: 10 ms bins)",
+                color="C0" if key == "rt" else "C1")
         ax.axvline(series[key + "_fail_s"], ls="--", lw=0.8, color="C0" if key == "rt" else "C1")
     ax.set_xlabel("time since start of transfer (s)")
     ax.set_ylabel("goodput (Gbit/s, 10 ms bins)")
