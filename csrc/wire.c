@@ -60,8 +60,6 @@ int rt_hdr_decode(const uint8_t *p, size_t len, struct rt_hdr *h)
 	return 0;
 }
 
-void rt_hdr_set_len(uint8_t *p, uint16_t len) { rt_put16(p + 34, len); }
-void rt_hdr_set_path(uint8_t *p, uint16_t path) { rt_put16(p + 32, path); }
 void rt_hdr_set_csum(uint8_t *p, uint32_t csum) { rt_put32(p + 36, csum); }
 
 size_t rt_data_encode(uint8_t *p, const struct rt_data_hdr *d)
@@ -81,8 +79,6 @@ size_t rt_data_encode(uint8_t *p, const struct rt_data_hdr *d)
 	return RT_DATA_HDR_SIZE;
 }
 
-void rt_data_set_ts(uint8_t *p_data, uint32_t ts_us) { rt_put32(p_data + 52, ts_us); }
-void rt_data_set_flags(uint8_t *p_data, uint8_t dflags) { p_data[5] = dflags; }
 
 int rt_data_decode(const uint8_t *p, size_t len, struct rt_data_hdr *d)
 {

@@ -151,12 +151,8 @@ int rt_addr_decode(const uint8_t *p, size_t len, struct rt_wire_addr *a);
 void rt_desc_encode(uint8_t *p, const struct rt_wire_desc *d);
 int rt_desc_decode(const uint8_t *p, size_t len, struct rt_wire_desc *d);
 
-/* Patch the csum / len / path fields of an encoded common header. */
-void rt_hdr_set_len(uint8_t *p, uint16_t len);
-void rt_hdr_set_path(uint8_t *p, uint16_t path);
+/* Patch the csum field of an encoded common header. */
 void rt_hdr_set_csum(uint8_t *p, uint32_t csum);
-void rt_data_set_ts(uint8_t *p_data, uint32_t ts_us);
-void rt_data_set_flags(uint8_t *p_data, uint8_t dflags);
 
 uint32_t rt_crc32c(uint32_t crc, const void *buf, size_t len);
 
