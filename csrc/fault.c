@@ -58,13 +58,14 @@ void rt_fault_free(struct rt_fault *f)
 		f->held = n;
 	}
 	f->nheld = 0;
+	f->held_bytes = 0;
 }
 
 static void hold(struct rt_fault *f, const uint8_t *pkt, uint32_t len,
 		 const struct sockaddr_in *from, uint8_t tos, uint64_t release)
 {
-	if (f->nheld > 65536)
-		return; /* bounded memory: behave like a drop */
+	if (f->nheld >= 65536 || f->held_bytes + len > (64u << 20))
+		return; /* bounded memory (64 MiB): behave like a drop */
 	struct rt_fault_pkt *h = malloc(sizeof(*h) + len);
 	if (!h)
 		return;
@@ -79,6 +80,7 @@ static void hold(struct rt_fault *f, const uint8_t *pkt, uint32_t len,
 	h->next = *pp;
 	*pp = h;
 	f->nheld++;
+	f->held_bytes += len;
 }
 
 /* Count an injected fault against the endpoint the packet is addressed to. */
@@ -140,6 +142,7 @@ int rt_fault_release(rt_ctx *ctx, uint64_t now)
 		struct rt_fault_pkt *h = f->held;
 		f->held = h->next;
 		f->nheld--;
+		f->held_bytes -= h->len;
 		rt_rx_packet(ctx, h->data, h->len, &h->from, h->tos, now, now);
 		free(h);
 		n++;

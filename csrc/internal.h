@@ -315,6 +315,7 @@ struct rt_fault {
 	uint32_t delay_us;
 	struct rt_fault_pkt *held;       /* sorted by release time */
 	uint32_t nheld;
+	uint64_t held_bytes;
 };
 
 /* ------------------------------------------------------------- context */
