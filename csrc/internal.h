@@ -38,6 +38,7 @@
 #define RT_GSO_MAX_SEGS 64
 #define RT_GSO_MAX_BYTES 65000u
 #define RT_RX_BATCH 32
+#define RT_ACK_RECENT 16          /* newest received runs an ACK reports first */
 #define RT_TXQ_PKTS 2048          /* packets per tx flush */
 #define RT_TXQ_MSGS 256           /* sendmmsg entries per flush */
 #define RT_MIN_RTT_US 5           /* no kernel round trip is faster: a sample below is bogus */
@@ -141,12 +142,13 @@ struct rt_path_state {           /* per peer, per path: a flow of its own */
 	uint64_t inflight_bytes;
 	uint64_t pace_next_us;           /* pacing: next unit may leave then */
 	uint64_t rack_sent_us;           /* newest send time delivered on this path */
+	uint64_t rack_rtt_us;            /* RTT of that packet */
 	uint32_t inflight;
 	uint32_t consec_bad;     /* losses since the last good ACK */
 	uint64_t quarantine_until;
 	uint64_t quarantine_count;
 	uint32_t quarantine_streak;      /* quarantines since it last delivered */
-	uint64_t rtt_last_us, srtt_us;
+	uint64_t rtt_last_us, srtt_us, rttvar_us;
 	uint32_t hist[RT_RTT_BUCKETS]; /* log2-spaced RTT histogram */
 	bool quarantined;
 };
@@ -231,6 +233,8 @@ struct rt_peer {
 	uint8_t ack_flags;
 	uint16_t ack_echo_path;
 	uint32_t ack_ts_echo;
+	uint32_t ack_recent[RT_ACK_RECENT]; /* PSN runs received since the last ACK */
+	uint8_t ack_nrecent;
 	uint64_t ack_rx_us;
 	uint32_t ce_count;
 	struct rt_rx_send *rx_send;      /* [RT_MSG_WIN], lazily */

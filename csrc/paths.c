@@ -169,7 +169,14 @@ void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t 
 	ps->quarantine_streak = 0;
 	if (rtt_us) {
 		ps->rtt_last_us = rtt_us;
-		ps->srtt_us = ps->srtt_us ? (7 * ps->srtt_us + rtt_us) / 8 : rtt_us;
+		if (!ps->srtt_us) {
+			ps->srtt_us = rtt_us;
+			ps->rttvar_us = rtt_us / 2;
+		} else {
+			uint64_t d = rtt_us > ps->srtt_us ? rtt_us - ps->srtt_us : ps->srtt_us - rtt_us;
+			ps->rttvar_us = (3 * ps->rttvar_us + d) / 4;
+			ps->srtt_us = (7 * ps->srtt_us + rtt_us) / 8;
+		}
 		ps->hist[rtt_bucket(rtt_us)]++;
 	}
 }

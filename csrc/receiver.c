@@ -415,6 +415,15 @@ static void rx_data(struct rt_peer *p, const struct rt_hdr *h, const uint8_t *pk
 		*rbit_word(p, p->rcv_cum) &= ~(1ull << (p->rcv_cum & 63));
 		p->rcv_cum++;
 	}
+	/* remember where this packet landed: the next ACK reports the ranges
+	 * holding the newest arrivals first (the TCP SACK rule, RFC 2018),
+	 * so no arrival goes unreported however many holes spraying makes */
+	if (p->ack_nrecent && p->ack_recent[p->ack_nrecent - 1] + 1 == d.psn)
+		p->ack_recent[p->ack_nrecent - 1] = d.psn;
+	else if (p->ack_nrecent < RT_ACK_RECENT)
+		p->ack_recent[p->ack_nrecent++] = d.psn;
+	else
+		p->ack_recent[RT_ACK_RECENT - 1] = d.psn;
 	if (psn_lt(p->rcv_max, d.psn + 1))
 		p->rcv_max = d.psn + 1;
 	if (psn_lt(p->rcv_max, p->rcv_cum))
@@ -541,6 +550,64 @@ static uint32_t scan_bits(struct rt_peer *p, uint32_t from, uint32_t end, bool s
 	return end;
 }
 
+/* Start of the run of set bits that ends at @x (set), not below @floor. */
+static uint32_t scan_back(struct rt_peer *p, uint32_t x, uint32_t floor)
+{
+	uint32_t s = x;
+	while (psn_lt(floor, s)) {
+		uint32_t q = s - 1, pos = q & 63;
+		uint64_t mask = pos == 63 ? ~0ull : ((1ull << (pos + 1)) - 1);
+		uint64_t clear = ~*rbit_word(p, q) & mask;
+		if (clear) {
+			uint32_t hb = 63u - (uint32_t)__builtin_clzll(clear);
+			s = q - (pos - hb) + 1;
+			break;
+		}
+		s = q - pos;
+	}
+	return psn_lt(s, floor) ? floor : s;
+}
+
+static bool range_covered(const struct rt_ack_hdr *a, uint32_t psn)
+{
+	for (unsigned j = 0; j < a->nranges; j++)
+		if (psn_le(a->r[j].start, psn) && psn_lt(psn, a->r[j].end))
+			return true;
+	return false;
+}
+
+/*
+ * ack_ranges() - fill @a with SACK ranges above the cumulative PSN: first
+ * the ranges holding the runs received since the last ACK (newest
+ * first), then the lowest ranges.  Ranges are disjoint but not sorted.
+ */
+static void ack_ranges(struct rt_peer *p, struct rt_ack_hdr *a)
+{
+	for (int k = (int)p->ack_nrecent - 1; k >= 0 && a->nranges < RT_ACK_MAX_RANGES; k--) {
+		uint32_t x = p->ack_recent[k];
+		if (psn_lt(x, p->rcv_cum) || !psn_lt(x, p->rcv_max) || !rbit_get(p, x) ||
+		    range_covered(a, x))
+			continue;
+		a->r[a->nranges].start = scan_back(p, x, p->rcv_cum);
+		a->r[a->nranges].end = scan_bits(p, x, p->rcv_max, false);
+		a->nranges++;
+	}
+	p->ack_nrecent = 0;
+	uint32_t psn = p->rcv_cum;
+	while (a->nranges < RT_ACK_MAX_RANGES && psn_lt(psn, p->rcv_max)) {
+		uint32_t s = scan_bits(p, psn, p->rcv_max, true);
+		if (s == p->rcv_max)
+			break;
+		uint32_t e = scan_bits(p, s, p->rcv_max, false);
+		if (!range_covered(a, s)) {
+			a->r[a->nranges].start = s;
+			a->r[a->nranges].end = e;
+			a->nranges++;
+		}
+		psn = e;
+	}
+}
+
 static void send_ack(struct rt_peer *p, uint64_t now, int path)
 {
 	rt_ctx *ctx = p->ep->ctx;
@@ -552,19 +619,8 @@ static void send_ack(struct rt_peer *p, uint64_t now, int path)
 	a.echo_path = p->ack_echo_path;
 	a.aflags = p->ack_flags;
 	a.ce_count = p->ce_count;
-	if (p->rcv_bits) {
-		uint32_t psn = p->rcv_cum;
-		while (a.nranges < RT_ACK_MAX_RANGES && psn_lt(psn, p->rcv_max)) {
-			uint32_t s = scan_bits(p, psn, p->rcv_max, true);
-			if (s == p->rcv_max)
-				break;
-			uint32_t e = scan_bits(p, s, p->rcv_max, false);
-			a.r[a.nranges].start = s;
-			a.r[a.nranges].end = e;
-			a.nranges++;
-			psn = e;
-		}
-	}
+	if (p->rcv_bits)
+		ack_ranges(p, &a);
 	struct rt_txq_pkt *q = rt_txq_add(ctx, now);
 	struct rt_hdr h;
 	rt_hdr_fill(p, &h, RT_PKT_ACK);

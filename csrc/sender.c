@@ -549,8 +549,12 @@ static void ack_one(struct rt_peer *p, uint32_t psn, uint64_t now, struct ack_ac
 	struct path_acc *pa = &acc->pa[t->path];
 	struct rt_path_state *ps = &p->paths[t->path];
 	pa->bytes += t->len;
-	if (t->sent_us > ps->rack_sent_us)
+	/* a retransmitted packet's ACK may be for the original, sent earlier
+	 * on another path: it says nothing certain about this path's order */
+	if (!(t->flags & TXF_RETX) && t->sent_us > ps->rack_sent_us) {
 		ps->rack_sent_us = t->sent_us;
+		ps->rack_rtt_us = rtt;
+	}
 	if (!(t->flags & TXF_RETX)) {
 		rt_path_on_ack(p, t->path, rtt, now);
 		if (t->sent_us >= acc->newest_sent) {
@@ -659,13 +663,33 @@ static void detect_losses(struct rt_peer *p, uint64_t now)
 		}
 		struct rt_path_state *ps = &p->paths[t->path];
 		bool path_passed = t->sent_us < ps->rack_sent_us;
-		uint64_t wait = same;
-		if (!path_passed) {
+		uint64_t wait;
+		if (path_passed) {
+			/* a later packet on this (FIFO) path got through; it took
+			 * the path's rack RTT, so this one is overdue after that
+			 * plus the reordering window */
+			wait = ps->rack_rtt_us + reo_wnd(p);
+			if (wait < same)
+				wait = same;
+		} else {
 			/* only other paths moved on: this path may just be slower
-			 * (a longer queue); wait for twice its own RTT first */
+			 * (a longer queue); wait until it is late by its own RTT
+			 * statistics too (twice its srtt, srtt + 4 rttvar) */
 			wait = cross;
-			if (ps->srtt_us && 2 * ps->srtt_us + reo_wnd(p) > wait)
-				wait = 2 * ps->srtt_us + reo_wnd(p);
+			uint64_t r = ps->srtt_us ? ps->srtt_us : p->srtt_us;
+			uint64_t v = ps->srtt_us ? ps->rttvar_us : p->rttvar_us;
+			if (2 * r + reo_wnd(p) > wait)
+				wait = 2 * r + reo_wnd(p);
+			if (r + 4 * v + reo_wnd(p) > wait)
+				wait = r + 4 * v + reo_wnd(p);
+			/* and never sooner than a quarter of the minimum RTO:
+			 * host scheduling on a busy machine delays single
+			 * paths by milliseconds, and a spurious retransmission
+			 * costs more than a late one (same-path evidence and
+			 * quarantine handle real losses and dead paths) */
+			uint64_t floor = p->ep->ctx->cfg.rto_min_us / 4;
+			if (wait < floor)
+				wait = floor;
 		}
 		if (now >= t->sent_us + wait) {
 			lost[t->path] += t->len;
