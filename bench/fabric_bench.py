@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import socket
 import statistics
@@ -35,12 +36,15 @@ XFER = os.path.join(HERE, "xfer.py")
 PY = sys.executable
 
 
+RT_EXTRA: list[str] = []  # --rt-args: extra xfer.py options for every rtransport run
+
+
 def run_pair(fab, src, dst, proto, nbytes, extra=(), on_start=None, timeout=180):
     """Run one transfer src -> dst; return (sender result, receiver result)."""
     d = tempfile.mkdtemp(prefix="rtfb-")
     mark = os.path.join(d, "t0")
     common = ["--proto", proto, "--dir", d, "--bytes", str(nbytes), "--stall-timeout", "8",
-              "--max-seconds", "90"] + list(extra)
+              "--max-seconds", "90"] + list(extra) + (RT_EXTRA if proto == "rt" else [])
     srv = fab.popen(dst, [PY, XFER, "serve", "--bind", dst.ip] + common, stdout=subprocess.PIPE)
     cli = fab.popen(src, [PY, XFER, "send", "--bind", src.ip, "--mark-file", mark] + common,
                     stdout=subprocess.PIPE)
@@ -322,7 +326,10 @@ def main(argv=None):
     ap.add_argument("--png", default=None)
     ap.add_argument("--series-out", default=None, help="write the failure time series (10 ms bins) as CSV")
     ap.add_argument("--prefix", default="rtfb")
+    ap.add_argument("--rt-args", default="",
+                    help="extra bench/xfer.py options for the rtransport runs, e.g. '--cc-scope peer'")
     a = ap.parse_args(argv)
+    RT_EXTRA[:] = shlex.split(a.rt_args)
     if os.geteuid() != 0:
         print("fabric benchmarks need root (network namespaces)", file=sys.stderr)
         return 77

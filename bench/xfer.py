@@ -91,6 +91,8 @@ def rt_context(args):
         kw["cc_target_delay_us"] = args.target_us
     if args.spray_unit is not None:
         kw["spray_unit"] = args.spray_unit
+    if args.cc_scope is not None:
+        kw["cc_scope"] = {"peer": 0, "path": 1}[args.cc_scope]
     if args.busy_poll_us is not None:
         kw["busy_poll_us"] = args.busy_poll_us
     return rt.Context(**kw)
@@ -258,6 +260,8 @@ def main(argv=None) -> int:
     ap.add_argument("--cc", default=None)
     ap.add_argument("--target-us", type=int, default=0)
     ap.add_argument("--spray-unit", type=int, default=None)
+    ap.add_argument("--cc-scope", choices=["peer", "path"], default=None,
+                    help="one congestion window per peer or per path (default: the library's)")
     ap.add_argument("--busy-poll-us", type=int, default=None)
     ap.add_argument("--timeout-ms", type=int, default=5000)
     ap.add_argument("--bin-ms", type=float, default=10.0)

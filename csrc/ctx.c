@@ -45,6 +45,9 @@ static int check_config(const struct rt_config *c)
 				 "[4096, 4 GiB]", (unsigned long long)c->max_inflight_bytes);
 	if (c->gso > RT_OFF || c->gro > RT_OFF)
 		return rt_seterr(RT_ERR_INVAL, "config: gso/gro must be 0=auto, 1=on or 2=off");
+	if (c->cc_scope > RT_CC_SCOPE_PATH)
+		return rt_seterr(RT_ERR_INVAL, "config: cc_scope must be 0 (one window per peer) "
+				 "or 1 (one window per path)");
 	if (c->spray_unit > 1)
 		return rt_seterr(RT_ERR_INVAL, "config: spray_unit must be 0 (GSO batch) or 1 (packet)");
 	if (c->fault_delay_us > 10000000)

@@ -515,8 +515,11 @@ int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st)
 		if (p->min_rtt_us && p->min_rtt_us != UINT64_MAX &&
 		    (!st->min_rtt_us || p->min_rtt_us < st->min_rtt_us))
 			st->min_rtt_us = p->min_rtt_us;
-		for (uint32_t k = 0; k < ep->ctx->npaths; k++)
+		for (uint32_t k = 0; k < ep->ctx->npaths; k++) {
 			st->cwnd_bytes += rt_path_cwnd(p, (uint16_t)k);
+			if (rt_cc_per_peer(p))
+				break; /* one window for all paths */
+		}
 		st->inflight_bytes += p->inflight_bytes;
 		st->peers_failed += p->state == PEER_FAILED;
 	}

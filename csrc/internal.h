@@ -224,6 +224,8 @@ struct rt_peer {
 	uint16_t batch_path;             /* path of the current spray unit */
 	uint32_t batch_left;             /* packets left in the spray unit */
 	struct rt_path_state *paths;     /* [ctx->npaths] */
+	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control (scope peer) */
+	uint64_t pace_next_us;           /* pacing (scope peer) */
 
 	/* ---- receiver ---- */
 	uint32_t rcv_cum, rcv_max;
@@ -422,6 +424,15 @@ RT_HIDDEN int rt_paths_init(struct rt_peer *p, uint64_t now);
 RT_HIDDEN int rt_path_pick_tx(struct rt_peer *p, uint64_t now); /* -1: none open */
 RT_HIDDEN uint16_t rt_path_pick(struct rt_peer *p, uint64_t now);  /* control packets */
 RT_HIDDEN uint64_t rt_path_cwnd(const struct rt_peer *p, uint16_t path);
+/* congestion control state that governs @path: the peer's or the path's */
+static inline bool rt_cc_per_peer(const struct rt_peer *p)
+{
+	return p->ep->ctx->cfg.cc_scope == RT_CC_SCOPE_PEER;
+}
+static inline void *rt_cc_state(struct rt_peer *p, uint16_t path)
+{
+	return rt_cc_per_peer(p) ? (void *)p->cc_state : (void *)p->paths[path].cc_state;
+}
 RT_HIDDEN uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t now);
 RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now);

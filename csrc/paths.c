@@ -40,14 +40,21 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 		.min_cwnd_bytes = mss,
 		.max_cwnd_bytes = ctx->cfg.max_inflight_bytes,
 	};
-	for (uint32_t i = 0; i < n; i++)
-		p->cc->init(p->paths[i].cc_state, &cp, now);
+	if (rt_cc_per_peer(p)) {
+		/* one window for the peer: room for two spray units to start */
+		cp.init_cwnd_bytes = 2 * init < ctx->cfg.max_inflight_bytes ?
+					     2 * init : ctx->cfg.max_inflight_bytes;
+		p->cc->init(p->cc_state, &cp, now);
+	} else {
+		for (uint32_t i = 0; i < n; i++)
+			p->cc->init(p->paths[i].cc_state, &cp, now);
+	}
 	return 0;
 }
 
 uint64_t rt_path_cwnd(const struct rt_peer *p, uint16_t path)
 {
-	return p->cc->cwnd_bytes(p->paths[path].cc_state);
+	return p->cc->cwnd_bytes(rt_cc_state((struct rt_peer *)p, path));
 }
 
 /* A quarantined path whose time is up becomes usable again, on probation:
@@ -68,29 +75,79 @@ static bool path_usable(struct rt_path_state *ps, uint64_t now)
  * deferral: ACK clocking would otherwise cut the flow into tiny bursts
  * and each of them costs a system call and a trip through the stack.
  */
-static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now)
+static bool flow_open(const struct rt_peer *p, uint64_t pace_next_us, bool idle,
+		      uint64_t inflight_bytes, uint64_t w, uint64_t now)
 {
-	const struct rt_path_state *ps = &p->paths[i];
-	if (ps->pace_next_us > now)
+	if (pace_next_us > now)
 		return false;
-	if (!ps->inflight)
+	if (idle)
 		return true;
-	uint64_t w = rt_path_cwnd(p, (uint16_t)i);
-	if (ps->inflight_bytes >= w)
+	if (inflight_bytes >= w)
 		return false; /* window full */
 	if (p->ep->ctx->cfg.spray_unit == 0 && p->ep->ctx->io.gso) {
 		uint64_t want = w / 2 < RT_GSO_MAX_BYTES ? w / 2 : RT_GSO_MAX_BYTES;
-		if (w - ps->inflight_bytes < want)
+		if (w - inflight_bytes < want)
 			return false;
 	}
 	return true;
 }
 
+static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now)
+{
+	const struct rt_path_state *ps = &p->paths[i];
+	if (rt_cc_per_peer(p))
+		return true; /* the peer's window and pacer decide */
+	return flow_open(p, ps->pace_next_us, !ps->inflight, ps->inflight_bytes,
+			 rt_path_cwnd(p, (uint16_t)i), now);
+}
+
+static bool peer_open(const struct rt_peer *p, uint64_t now)
+{
+	if (!rt_cc_per_peer(p))
+		return true;
+	return flow_open(p, p->pace_next_us, !p->inflight_pkts, p->inflight_bytes,
+			 rt_path_cwnd(p, 0), now);
+}
+
+/*
+ * Path choice.  Scope path: the next path, round-robin, whose own window
+ * and pacer allow.  Scope peer: once the peer's window and pacer allow,
+ * the healthy path with the fewest bytes in flight (round-robin among
+ * equals).  A path behind a longer queue holds its packets longer, so it
+ * gets fewer new ones: load follows the paths' spare capacity.
+ */
 int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 {
 	uint32_t n = p->ep->ctx->npaths;
 	uint32_t usable = 0, fallback = UINT32_MAX;
 	uint64_t fb_until = UINT64_MAX;
+	if (!peer_open(p, now))
+		return -1;
+	if (rt_cc_per_peer(p)) {
+		uint32_t best = UINT32_MAX;
+		uint64_t best_bytes = UINT64_MAX;
+		for (uint32_t k = 0; k < n; k++) {
+			uint32_t i = (p->path_rr + k) % n;
+			struct rt_path_state *ps = &p->paths[i];
+			if (!path_usable(ps, now)) {
+				if (ps->quarantine_until < fb_until) {
+					fb_until = ps->quarantine_until;
+					fallback = i;
+				}
+				continue;
+			}
+			if (ps->inflight_bytes < best_bytes) {
+				best_bytes = ps->inflight_bytes;
+				best = i;
+			}
+		}
+		if (best == UINT32_MAX)
+			best = fallback; /* all quarantined: the one released soonest */
+		if (best == UINT32_MAX)
+			return -1;
+		p->path_rr = (uint16_t)((best + 1) % n);
+		return (int)best;
+	}
 	for (uint32_t k = 0; k < n; k++) {
 		uint32_t i = (p->path_rr + k) % n;
 		struct rt_path_state *ps = &p->paths[i];
@@ -116,6 +173,11 @@ int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
 {
 	uint64_t t = UINT64_MAX;
+	if (rt_cc_per_peer(p)) {
+		if (p->inflight_pkts && p->inflight_bytes >= rt_path_cwnd(p, 0))
+			return t; /* waits for an ACK, not for time */
+		return p->pace_next_us > now ? p->pace_next_us : now;
+	}
 	for (uint32_t i = 0; i < p->ep->ctx->npaths; i++) {
 		const struct rt_path_state *ps = &p->paths[i];
 		uint64_t d = ps->quarantined ? ps->quarantine_until : ps->pace_next_us;

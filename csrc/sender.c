@@ -340,10 +340,14 @@ static bool unit_start(struct rt_peer *p, uint32_t pkt_bytes, uint64_t now)
 		/* no bigger than what the path's window has room for */
 		struct rt_path_state *ps = &p->paths[path];
 		uint64_t w = rt_path_cwnd(p, (uint16_t)path);
-		uint64_t room = w > ps->inflight_bytes ? w - ps->inflight_bytes : 0;
+		uint64_t inflight = rt_cc_per_peer(p) ? p->inflight_bytes : ps->inflight_bytes;
+		uint64_t room = w > inflight ? w - inflight : 0;
 		uint64_t fit = pkt_bytes ? (room + pkt_bytes - 1) / pkt_bytes : unit;
 		if (fit < unit)
 			unit = (uint32_t)fit;
+		/* one peer window spread over paths: at least four units */
+		if (rt_cc_per_peer(p) && pkt_bytes && w / 4 / pkt_bytes < unit)
+			unit = (uint32_t)(w / 4 / pkt_bytes);
 		if (unit < 1)
 			unit = 1;
 	}
@@ -361,13 +365,15 @@ static uint16_t unit_next(struct rt_peer *p)
 static void pace(struct rt_peer *p, uint16_t path, uint32_t bytes, uint64_t now)
 {
 	struct rt_path_state *ps = &p->paths[path];
-	uint64_t srtt = ps->srtt_us ? ps->srtt_us : p->srtt_us;
-	uint64_t rate = p->cc->pacing_rate_bps(ps->cc_state, srtt);
+	bool peer = rt_cc_per_peer(p);
+	uint64_t srtt = !peer && ps->srtt_us ? ps->srtt_us : p->srtt_us;
+	uint64_t rate = p->cc->pacing_rate_bps(rt_cc_state(p, path), srtt);
 	if (!rate)
 		return;
-	if (ps->pace_next_us < now)
-		ps->pace_next_us = now;
-	ps->pace_next_us += (uint64_t)bytes * 8u * 1000000u / rate;
+	uint64_t *next = peer ? &p->pace_next_us : &ps->pace_next_us;
+	if (*next < now)
+		*next = now;
+	*next += (uint64_t)bytes * 8u * 1000000u / rate;
 }
 
 static void path_sent(struct rt_peer *p, struct rt_txpkt *t)
@@ -700,6 +706,13 @@ static void detect_losses(struct rt_peer *p, uint64_t now)
 	}
 	if (!any)
 		return;
+	if (rt_cc_per_peer(p)) {
+		uint64_t total = 0;
+		for (uint32_t i = 0; i < np; i++)
+			total += lost[i];
+		p->cc->on_loss(p->cc_state, now, total, p->srtt_us);
+		return;
+	}
 	for (uint32_t i = 0; i < np; i++)
 		if (lost[i])
 			p->cc->on_loss(p->paths[i].cc_state, now, lost[i],
@@ -747,7 +760,19 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 		p->last_progress_us = now;
 		p->tlp_sent = 0;
 		uint64_t ce_bytes = (uint64_t)a->ce_count * p->ep->ctx->max_payload;
-		for (uint32_t i = 0; i < np; i++) {
+		if (rt_cc_per_peer(p)) {
+			struct rt_cc_ack ca = {
+				.now_us = now,
+				.acked_bytes = acc.bytes,
+				.rtt_us = acc.newest_sent ? acc.newest_rtt : 0,
+				.base_rtt_us = p->min_rtt_us == UINT64_MAX ? 0 : p->min_rtt_us,
+				.srtt_us = p->srtt_us,
+				.inflight_bytes = p->inflight_bytes,
+				.ecn_ce_bytes = ce_bytes < acc.bytes ? ce_bytes : acc.bytes,
+			};
+			p->cc->on_ack(p->cc_state, &ca);
+		}
+		for (uint32_t i = 0; i < np && !rt_cc_per_peer(p); i++) {
 			if (!pa[i].bytes)
 				continue;
 			struct rt_path_state *ps = &p->paths[i];
@@ -899,7 +924,9 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 			}
 			p->rto_backoff++;
 			p->lost_scan = p->snd_una;
-			for (uint32_t i = 0; i < np; i++)
+			if (rt_cc_per_peer(p))
+				p->cc->on_timeout(p->cc_state, now);
+			for (uint32_t i = 0; i < np && !rt_cc_per_peer(p); i++)
 				if (hit[i])
 					p->cc->on_timeout(p->paths[i].cc_state, now);
 		}

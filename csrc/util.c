@@ -128,5 +128,6 @@ void rt_config_init(struct rt_config *cfg)
 	 * jitter of a busy-polling user-space stack on a small VM */
 	cfg->cc_target_delay_us = 200;
 	cfg->spray_unit = 0;
+	cfg->cc_scope = RT_CC_SCOPE_PATH; /* measured better here: docs/design.md */
 	cfg->fault_delay_us = 200;
 }

@@ -112,6 +112,7 @@ struct rt_config {
 	const char *cc;
 	uint32_t cc_target_delay_us;
 	uint32_t spray_unit;
+	uint32_t cc_scope;
 	const char *extra_addrs;
 	uint64_t fault_seed;
 	double fault_drop;

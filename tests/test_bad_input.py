@@ -860,6 +860,7 @@ def test_context__unknown_keyword():
     (dict(fault=dict(drop=1.5)), "probability"), (dict(fault=dict(dup=-0.1)), "probability"),
     (dict(fault=dict(delay_us=100_000_000)), "delay_us"),
     (dict(max_inflight_bytes=10), "max_inflight_bytes"),
+    (dict(cc_scope=2), "cc_scope"), (dict(spray_unit=5), "spray_unit"),
 ])
 def test_context__bad_config_values(kw, word):
     with pytest.raises(rt.InvalidArgument) as ei:

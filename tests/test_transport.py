@@ -667,6 +667,24 @@ def test_stats__retransmits_under_drop_faults():
         assert b["msgs_received"] == 1
 
 
+@pytest.mark.parametrize("scope", [0, 1], ids=["cc-per-peer", "cc-per-path"])
+@pytest.mark.parametrize("unit", [0, 1], ids=["gso-unit", "packet-unit"])
+def test_cc_scope__bulk_exact_under_drop_and_reorder(scope, unit):
+    """Both congestion-control scopes (one window per peer sprayed over the
+    paths, or one per path) and both spray units move a bulk message
+    bit-exact through loss and reordering, using several paths."""
+    fault = dict(seed=11, drop=0.05, reorder=0.1, delay_us=300)
+    opts = dict(cc_scope=scope, spray_unit=unit, num_paths=4)
+    with Pair(a=opts, b=dict(opts, fault=fault)) as p:
+        _bulk(p, n=4 << 20, seed=scope * 2 + unit)
+        a = p.ea.stats()
+        assert p.eb.stats()["fault_drops"] > 0 and a["retransmits"] > 0
+        used = [s for s in p.ea.path_stats() if s["tx_packets"] > 0]
+        assert len(used) == 4, used
+        # one window for the peer, or the sum of the paths' windows
+        assert a["cwnd_bytes"] > 0
+
+
 def test_stats__duplicates_under_dup_faults():
     with Pair(b=dict(fault=dict(seed=2, dup=0.2))) as p:
         _bulk(p)

@@ -120,6 +120,12 @@ enum rt_progress {
 	RT_PROGRESS_MANUAL = 1, /* no thread; rt_cq_poll/rt_cq_wait drive it */
 };
 
+/** What one congestion-control instance governs (rt_config.cc_scope). */
+enum rt_cc_scope {
+	RT_CC_SCOPE_PEER = 0, /* one window per peer, sprayed over all paths */
+	RT_CC_SCOPE_PATH = 1, /* one window per (peer, path): each path is a flow (default) */
+};
+
 /** Tri-state switches for features detected at run time. */
 enum rt_feature { RT_AUTO = 0, RT_ON = 1, RT_OFF = 2 };
 
@@ -148,6 +154,7 @@ struct rt_config {
 	const char *cc;           /* congestion control: "swift" or "none" */
 	uint32_t cc_target_delay_us; /* swift: target queueing delay */
 	uint32_t spray_unit;      /* 0 = GSO batch, 1 = single packet */
+	uint32_t cc_scope;        /* enum rt_cc_scope: one window per peer or per path */
 	const char *extra_addrs;  /* comma-separated extra local IPv4s (rails) */
 	/* deterministic fault injection (receive side), all off by default */
 	uint64_t fault_seed;
