@@ -219,10 +219,29 @@ def pctl(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
+def backlog_sampler(fab, link_name, direction, stop, out, interval=0.005):
+    """Sample the tbf backlog (bytes queued at the bottleneck) until stop is set.
+    Unlike the UDP probe, this is the queue itself, free of the probe
+    processes' scheduling delay on a busy host."""
+    link = fab._targets(link_name)[0]
+    ns, dev = fab._rate_target(link, fab._directions(link, direction)[0])
+    import re
+    while not stop.is_set():
+        cp = subprocess.run(["tc", "-n", ns, "-s", "qdisc", "show", "dev", dev],
+                            capture_output=True, text=True)
+        m = re.search(r"backlog (\d+)b", cp.stdout)
+        if m:
+            out.append(int(m.group(1)))
+        time.sleep(interval)
+
+
 def incast_run(fab, proto, nbytes, senders, dst):
     base = rtt_probe(fab, fab.hosts[3], dst, 0.5)
     results = {}
     probe = {}
+    stop, backlog = threading.Event(), []
+    bl = threading.Thread(target=backlog_sampler, args=(fab, dst.name, "down", stop, backlog), daemon=True)
+    bl.start()
     th = threading.Thread(target=lambda: probe.setdefault("rtt", rtt_probe(fab, fab.hosts[3], dst, a_incast_seconds)), daemon=True)
     th.start()
     threads = []
@@ -232,7 +251,9 @@ def incast_run(fab, proto, nbytes, senders, dst):
         threads.append(t)
     for t in threads:
         t.join(200)
+    stop.set()
     th.join(30)
+    bl.join(5)
     gp = [results[s.name][0].get("goodput_gbps", 0.0) for s in senders]
     secs = [results[s.name][0].get("seconds", 0.0) for s in senders]
     total_bytes = nbytes * len(senders)
@@ -245,6 +266,11 @@ def incast_run(fab, proto, nbytes, senders, dst):
            "probe_p99_rtt_us": round(pctl(rtts, 0.99), 1) if rtts else None,
            "probe_p99_inflation_us": round(pctl(rtts, 0.99) - base_min, 1) if rtts and base_min else None,
            "ok": all(results[s.name][0].get("ok") for s in senders)}
+    if backlog:
+        # queueing delay at the 1 Gbit/s bottleneck = backlog * 8 / rate
+        out["queue_p50_us"] = round(pctl(backlog, 0.50) * 8 / 1e3, 1)
+        out["queue_p99_us"] = round(pctl(backlog, 0.99) * 8 / 1e3, 1)
+        out["queue_samples"] = len(backlog)
     if proto == "rt":
         infl = []
         for s in senders:
