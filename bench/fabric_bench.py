@@ -257,11 +257,22 @@ def incast_run(fab, proto, nbytes, senders, dst):
     gp = [results[s.name][0].get("goodput_gbps", 0.0) for s in senders]
     secs = [results[s.name][0].get("seconds", 0.0) for s in senders]
     total_bytes = nbytes * len(senders)
-    util = total_bytes * 8 / max(secs) / 1e9 if max(secs) > 0 else 0.0
+    # utilization over the whole incast: first sender's start to the last
+    # byte's arrival (all clocks are CLOCK_MONOTONIC of this one machine);
+    # the longest single transfer would overstate it when starts are staggered
+    starts = [results[s.name][0].get("t0") for s in senders]
+    ends = [results[s.name][0].get("t1") if proto == "rt" else results[s.name][1].get("t_last")
+            for s in senders]
+    if all(x is not None for x in starts + ends) and max(ends) > min(starts):
+        span = max(ends) - min(starts)
+    else:
+        span = max(secs)
+    util = total_bytes * 8 / span / 1e9 if span > 0 else 0.0
     jain = sum(gp) ** 2 / (len(gp) * sum(g * g for g in gp)) if any(gp) else 0.0
     rtts = probe.get("rtt", [])
     base_min = min(base) if base else None
     out = {"goodput_gbps": [round(g, 3) for g in gp], "utilization": round(util, 3), "jain": round(jain, 3),
+           "span_s": round(span, 3),
            "probe_base_rtt_us": round(base_min, 1) if base_min else None,
            "probe_p99_rtt_us": round(pctl(rtts, 0.99), 1) if rtts else None,
            "probe_p99_inflation_us": round(pctl(rtts, 0.99) - base_min, 1) if rtts and base_min else None,

@@ -182,7 +182,7 @@ def rt_send(args) -> dict:
         return {"ok": ok, "final": str(final.status) if final else "no completion in 15 s",
                 "seconds": t1 - t0, "io": io, "goodput_gbps": n * 8 / (t1 - t0) / 1e9,
                 "series_gbps": series(events, t0, args.bin_ms), "bin_ms": args.bin_ms,
-                "t0": t0, "stats": st, "path_stats": ep.path_stats(),
+                "t0": t0, "t1": t1, "stats": st, "path_stats": ep.path_stats(),
                 "spurious_pct": 100.0 * st["duplicates"] / max(1, st["tx_packets"])}
 
 
@@ -222,6 +222,7 @@ def tcp_serve(args) -> dict:
     ok = got == n and zlib.crc32(mv) == zlib.crc32(memoryview(pattern(n, 7)))
     t0 = t0 or t1
     return {"ok": ok, "bytes": got, "seconds": t1 - t0,
+            "t0": t0, "t_last": events[-1][0] if events else t1,
             "goodput_gbps": got * 8 / max(1e-9, (events[-1][0] if events else t1) - t0) / 1e9,
             "series_gbps": series(events, t0, args.bin_ms), "bin_ms": args.bin_ms,
             "stalled": got < n}
@@ -243,7 +244,8 @@ def tcp_send(args) -> dict:
         ok = False
     t1 = time.monotonic()
     s.close()
-    return {"ok": ok, "seconds": t1 - t0, "goodput_gbps": args.bytes * 8 / (t1 - t0) / 1e9}
+    return {"ok": ok, "seconds": t1 - t0, "t0": t0, "t1": t1,
+            "goodput_gbps": args.bytes * 8 / (t1 - t0) / 1e9}
 
 
 def main(argv=None) -> int:
