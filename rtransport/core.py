@@ -359,26 +359,37 @@ class RemoteRegion:
         return f"RemoteRegion({self._desc.hex()})"
 
 
-@dataclasses.dataclass(frozen=True, slots=True, repr=False)
-class Completion:
-    """One work completion.
+class Completion(tuple):
+    """One work completion (immutable).
 
     ``peer`` is the :class:`Peer` on the other side (None when unknown,
     e.g. for a flushed receive); ``imm`` is None unless the completion
-    carries immediate data.
+    carries immediate data.  A completion is a tuple underneath
+    (``wr_id, opcode, status, byte_len, imm, peer, ep_id``), so building
+    one costs a fraction of a microsecond on the per-message path.
     """
 
-    wr_id: int
-    opcode: Opcode
-    status: Status
-    byte_len: int
-    imm: int | None
-    peer: Peer | None
-    ep_id: int
+    __slots__ = ()
+    _fields = ("wr_id", "opcode", "status", "byte_len", "imm", "peer", "ep_id")
+
+    def __new__(cls, wr_id: int, opcode: "Opcode | int", status: "Status | int",
+                byte_len: int, imm: int | None, peer: "Peer | None", ep_id: int):
+        return tuple.__new__(cls, (wr_id, opcode, status, byte_len, imm, peer, ep_id))
+
+    def __getnewargs__(self):
+        return tuple(self)
+
+    wr_id = property(operator.itemgetter(0), doc="the work request's id")
+    opcode = property(operator.itemgetter(1), doc="an :class:`Opcode` (int if unknown)")
+    status = property(operator.itemgetter(2), doc="a :class:`Status`; 0 is SUCCESS")
+    byte_len = property(operator.itemgetter(3), doc="bytes transferred")
+    imm = property(operator.itemgetter(4), doc="immediate data, or None")
+    peer = property(operator.itemgetter(5), doc="the :class:`Peer`, or None")
+    ep_id = property(operator.itemgetter(6), doc="id of the endpoint it belongs to")
 
     @property
     def ok(self) -> bool:
-        return self.status == Status.SUCCESS
+        return self[2] == 0  # Status.SUCCESS
 
     def __repr__(self):
         op = getattr(self.opcode, "name", self.opcode)
@@ -391,22 +402,46 @@ class Completion:
         return f"Completion({' '.join(parts)})"
 
 
+_tuple_new = tuple.__new__
+# value -> enum member, without Enum.__call__ (about 1 us per lookup)
+_OPCODE_OF = {int(m): m for m in Opcode}
+_STATUS_OF = {int(m): m for m in Status}
+_WC_FLAG_IMM = lib.RT_WC_FLAG_IMM
+assert _OPCODE_OF[lib.RT_OP_SEND] is Opcode.SEND and _STATUS_OF[0] is Status.SUCCESS
+
+
+def _wc_layout():
+    """struct.Struct for a row of struct rt_wc, in field order wr_id,
+    byte_len, opcode, status, imm, flags, peer, ep_id, or None when the
+    compiled layout is not the plain one (then cdata access is used)."""
+    import struct
+    st = struct.Struct("=QQIIIIII")
+    want = [("wr_id", 0), ("byte_len", 8), ("opcode", 16), ("status", 20), ("imm", 24),
+            ("flags", 28), ("peer", 32), ("ep_id", 36)]
+    if all(ffi.offsetof("struct rt_wc", f) == o for f, o in want):
+        return st, ffi.sizeof("struct rt_wc")
+    return None, ffi.sizeof("struct rt_wc")
+
+
+_WC_ROW, _WC_SIZE = _wc_layout()
+
+
 def _make_completion(ctx: "Context", wc, wr_id: int | None = None) -> Completion:
-    opcode = _enum_or_int(Opcode, wc.opcode)
-    status = _enum_or_int(Status, wc.status)
+    opcode = wc.opcode
+    status = wc.status
     peer = None
     ep = ctx._eps.get(wc.ep_id)
     if ep is not None and wc.peer != _PEER_NONE:
         peer = ep._peer_for_id(wc.peer)
-    return Completion(
-        wr_id=wc.wr_id if wr_id is None else wr_id,
-        opcode=opcode,
-        status=status,
-        byte_len=wc.byte_len,
-        imm=wc.imm if wc.flags & lib.RT_WC_FLAG_IMM else None,
-        peer=peer,
-        ep_id=wc.ep_id,
-    )
+    return _tuple_new(Completion, (
+        wc.wr_id if wr_id is None else wr_id,
+        _OPCODE_OF.get(opcode, opcode),
+        _STATUS_OF.get(status, status),
+        wc.byte_len,
+        wc.imm if wc.flags & _WC_FLAG_IMM else None,
+        peer,
+        wc.ep_id,
+    ))
 
 
 def _failure(what: str, comp: Completion) -> CompletionError:
@@ -1032,26 +1067,39 @@ class CompletionQueue(_Resource):
                     cond.notify_all()
 
     def _dispatch(self, buf, got: int) -> list:
+        if not got:
+            return []
         out = []
         ctx = self._ctx
         internal = False
-        for i in range(got):
-            wc = buf[i]
-            wr = wc.wr_id
+        if _WC_ROW is not None:
+            rows = _WC_ROW.iter_unpack(ffi.buffer(buf, got * _WC_SIZE))
+        else:
+            rows = ((w.wr_id, w.byte_len, w.opcode, w.status, w.imm, w.flags, w.peer, w.ep_id)
+                    for w in (buf[i] for i in range(got)))
+        eps = ctx._eps
+        for i, (wr, blen, op, st, imm, flags, pid, epid) in enumerate(rows):
             if wr & INTERNAL_WR_ID_BIT:
-                op = self._ops.pop(wr, None)
-                if op is None:
+                op_ = self._ops.pop(wr, None)
+                if op_ is None:
                     continue  # e.g. flushed work of a closed endpoint
                 internal = True
                 try:
-                    c = op.complete(wc)
+                    c = op_.complete(buf[i])
                 except Exception:
                     log.exception("internal completion handling failed")
                     c = None
                 if c is not None:
                     out.append(c)
-            else:
-                out.append(_make_completion(ctx, wc))
+                continue
+            peer = None
+            if pid != _PEER_NONE:
+                ep = eps.get(epid)
+                if ep is not None:
+                    peer = ep._peers.get(pid) or ep._peer_for_id(pid)
+            out.append(_tuple_new(Completion, (
+                wr, _OPCODE_OF.get(op, op), _STATUS_OF.get(st, st), blen,
+                imm if flags & _WC_FLAG_IMM else None, peer, epid)))
         if internal:
             self._wake()  # a helper in another thread may wait for this one
         return out
@@ -1100,8 +1148,37 @@ class CompletionQueue(_Resource):
 
     # -- public
 
+    def _fast(self, n: int, us: int):
+        """One rt_cq_poll (us < 0) or rt_cq_wait into the shared buffer,
+        if no other thread is using it.  Holding the buffer's lock is what
+        keeps close() from destroying the queue under this call.  Returns
+        the user's completions, or None when the buffer is busy (the caller
+        then takes the general path)."""
+        lock = self._wc_lock
+        if not lock.acquire(False):
+            return None
+        try:
+            p = self._ptr
+            if p is None:
+                raise ClosedError(f"{self._what} is closed")
+            buf = self._wc
+            if n > _WC_BUF:
+                n = _WC_BUF
+            got = lib.rt_cq_poll(p, buf, n) if us < 0 else lib.rt_cq_wait(p, buf, n, us)
+            if got < 0:
+                check(got)
+            return self._dispatch(buf, got) if got else []
+        finally:
+            lock.release()
+
     def poll(self, n: int = 16) -> list[Completion]:
         """Take up to ``n`` completions without blocking."""
+        if type(n) is not int or n < 1:
+            n = _count(n)
+        if not self._backlog and n <= _WC_BUF:
+            out = self._fast(n, -1)
+            if out is not None:
+                return out
         self._check()
         n = _count(n)
         out = self._take_backlog(n)
@@ -1116,14 +1193,33 @@ class CompletionQueue(_Resource):
     def wait(self, timeout: float | None = None, n: int = 16) -> list[Completion]:
         """Wait until at least one completion is available, at most
         ``timeout`` seconds (None: 60 s).  Returns [] on timeout."""
-        self._check()
-        n = _count(n)
+        if type(n) is not int or n < 1:
+            n = _count(n)
         timeout = _timeout(timeout, DEFAULT_WAIT_TIMEOUT)
+        if self._ptr is None:
+            raise ClosedError(f"{self._what} is closed")
+        backlog = self._backlog
+        if backlog:
+            return self._take_backlog(n)
         if timeout <= 0:
             return self.poll(n)
         deadline = time.monotonic() + timeout
-        backlog = self._backlog
         while True:
+            # fast path: no other thread is waiting here, so this one
+            # waits inside rt_cq_wait() directly (slices of _WAIT_SLICE)
+            if not self._pumping:
+                us = int(min(timeout, _WAIT_SLICE) * 1e6) or 1
+                out = self._fast(n, us)
+                if out is not None:
+                    if out:
+                        return out
+                    if backlog:
+                        return self._take_backlog(n)
+                    timeout = deadline - time.monotonic()
+                    if timeout <= 0:
+                        return []
+                    continue
+            self._check()
             out = self._take_backlog(n)
             if out:
                 return out
@@ -1132,6 +1228,7 @@ class CompletionQueue(_Resource):
                 return user
             if time.monotonic() >= deadline:
                 return self._take_backlog(n)
+            timeout = deadline - time.monotonic()
 
     def __iter__(self):
         """Iterate over completions available now (non-blocking)."""
@@ -1163,6 +1260,10 @@ class CompletionQueue(_Resource):
             limit = time.monotonic() + 10 * _WAIT_SLICE + 1.0
             while self._active and time.monotonic() < limit:
                 cond.wait(_WAIT_SLICE)
+        # a fast-path poll/wait holds the buffer's lock while inside C
+        locked = self._wc_lock.acquire(timeout=max(0.0, limit - time.monotonic()))
+        if locked:
+            self._wc_lock.release()
         rc = lib.rt_cq_destroy(p)
         if rc < 0 and rc != lib.RT_ERR_CLOSED:
             self._ptr = p
@@ -1319,6 +1420,22 @@ class Endpoint(_Resource):
                   wr_id: int = 0) -> None:
         """Post a receive buffer: ``length`` bytes of ``mr`` at ``offset``
         (None: the rest of the region)."""
+        p = self._ptr
+        # fast path for plain, in-range ints (cffi rejects the rest with
+        # OverflowError and the checks below explain what is wrong)
+        if (p is not None and type(mr) is MemoryRegion and type(offset) is int
+                and type(length) is int and type(wr_id) is int
+                and 0 <= wr_id < INTERNAL_WR_ID_BIT and mr._ctx is self._ctx):
+            mrp = mr._ptr
+            if mrp is not None:
+                try:
+                    rc = lib.rt_post_recv(p, mrp, offset, length, wr_id)
+                except OverflowError:
+                    pass
+                else:
+                    if rc < 0:
+                        check(rc)
+                    return
         p = self._check()
         mrp = self._mr_arg(mr)
         off, n = self._range(mr, offset, length)
@@ -1327,6 +1444,21 @@ class Endpoint(_Resource):
     def post_send(self, peer: Peer, mr: MemoryRegion, offset: int = 0,
                   length: int | None = None, wr_id: int = 0) -> None:
         """Send ``length`` bytes of ``mr`` at ``offset`` to ``peer``."""
+        p = self._ptr
+        if (p is not None and type(peer) is Peer and type(mr) is MemoryRegion
+                and type(offset) is int and type(length) is int and type(wr_id) is int
+                and 0 <= wr_id < INTERNAL_WR_ID_BIT and mr._ctx is self._ctx
+                and peer._ep_ref() is self):
+            mrp = mr._ptr
+            if mrp is not None:
+                try:
+                    rc = lib.rt_post_send(p, peer.id, mrp, offset, length, wr_id)
+                except OverflowError:
+                    pass
+                else:
+                    if rc < 0:
+                        check(rc)
+                    return
         p = self._check()
         pid = self._peer_arg(peer)
         mrp = self._mr_arg(mr)
