@@ -1013,6 +1013,7 @@ class CompletionQueue(_Resource):
         self._wc_lock = threading.Lock()
         self._cond = threading.Condition(threading.Lock())
         self._pumping = False  # a thread is inside rt_cq_wait (see _drive)
+        self._followers = 0    # threads waiting in _drive for the one inside
         self._active = 0       # threads inside rt_cq_poll/rt_cq_wait
         ctx._cqs.add(self)
 
@@ -1132,7 +1133,11 @@ class CompletionQueue(_Resource):
                     if not self._pumping:
                         self._pumping = True
                         break
-                    cond.wait(min(remaining, _WAIT_SLICE))
+                    self._followers += 1
+                    try:
+                        cond.wait(min(remaining, _WAIT_SLICE))
+                    finally:
+                        self._followers -= 1
             user = []
             try:
                 us = max(1, int(min(remaining, _WAIT_SLICE) * 1e6))
@@ -1206,10 +1211,25 @@ class CompletionQueue(_Resource):
         deadline = time.monotonic() + timeout
         while True:
             # fast path: no other thread is waiting here, so this one
-            # waits inside rt_cq_wait() directly (slices of _WAIT_SLICE)
+            # becomes the leader and waits inside rt_cq_wait() directly
+            # (slices of _WAIT_SLICE); threads arriving meanwhile follow
+            # in _drive() and are woken when it returns
+            out = None
             if not self._pumping:
-                us = int(min(timeout, _WAIT_SLICE) * 1e6) or 1
-                out = self._fast(n, us)
+                cond = self._cond
+                with cond:
+                    lead = not self._pumping
+                    if lead:
+                        self._pumping = True
+                if lead:
+                    try:
+                        us = int(min(timeout, _WAIT_SLICE) * 1e6) or 1
+                        out = self._fast(n, us)
+                    finally:
+                        with cond:
+                            self._pumping = False
+                            if self._followers:
+                                cond.notify_all()
                 if out is not None:
                     if out:
                         return out

@@ -332,3 +332,42 @@ def test_cq_wait__closed_raises(ctx):
         cq.wait(timeout=0.01)
     with pytest.raises(rt.ClosedError, match="CompletionQueue"):
         cq.poll(1)
+
+
+def test_cq_wait__one_queue_two_threads_with_blocking_helper():
+    # one thread waits on the queue for its own completions while another
+    # uses the blocking send()/recv() helpers on the same queue: the helper
+    # must not be starved by the waiter, and no completion may be lost
+    import threading
+    with rt.Context() as ctx:
+        cq = ctx.completion_queue()
+        a = ctx.endpoint(cq)
+        b = ctx.endpoint()
+        peer = a.connect(b.address)
+        rmr = ctx.register(bytearray(64 * 8), rt.Access.LOCAL_WRITE | rt.Access.REMOTE_WRITE)
+        smr = ctx.register(bytearray(8))
+        stop = threading.Event()
+        mine = []
+
+        def waiter():
+            while not stop.is_set():
+                mine.extend(cq.wait(timeout=0.05))
+
+        th = threading.Thread(target=waiter, daemon=True)
+        th.start()
+        try:
+            for i in range(20):
+                a.post_write(peer, smr, 0, 8, remote=rmr.descriptor(), remote_offset=8 * i, wr_id=i)
+                b.prepare_recv()
+                a.send(peer, b"msg%d" % i, timeout=5)  # its completion is internal
+                data, _ = b.recv(timeout=5)
+                assert data == b"msg%d" % i
+        finally:
+            deadline = time.monotonic() + 5
+            while len(mine) < 20 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            stop.set()
+            th.join(5)
+        assert not th.is_alive()
+        assert sorted(c.wr_id for c in mine) == list(range(20))
+        assert all(c.ok and c.opcode == rt.Opcode.WRITE for c in mine)
