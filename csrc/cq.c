@@ -179,6 +179,7 @@ int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us)
 	if (k || ctx->cfg.progress == RT_PROGRESS_MANUAL)
 		return k;
 	/* phase 2: sleep; the progress thread runs the protocol */
+	rt_engine_app_block(ctx);
 	pthread_mutex_lock(&cq->lock);
 	cq->waiters++;
 	while (!cq->count) {

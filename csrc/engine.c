@@ -154,7 +154,9 @@ static void *engine_main(void *arg)
 		    rt_now_us() - app_us < 100) {
 			/* an application thread is driving: stay out of its way */
 			struct timespec ts = { 0, 200000 };
+			__atomic_store_n(&ctx->backing_off, 1, __ATOMIC_RELEASE);
 			ppoll(&pfd[1], 1, &ts, NULL);
+			__atomic_store_n(&ctx->backing_off, 0, __ATOMIC_RELEASE);
 			drain_evfd(ctx->io.evfd);
 			continue;
 		}
@@ -226,6 +228,22 @@ void rt_engine_app_enter(rt_ctx *ctx)
 
 void rt_engine_app_leave(rt_ctx *ctx)
 {
-	/* no wake-up: the backing-off thread re-checks every 200 us */
+	/* no wake-up here (it would cost a system call on every return with
+	 * a completion): the backing-off thread re-checks every 200 us, and
+	 * a thread that goes on to sleep calls rt_engine_app_block() */
 	__atomic_sub_fetch(&ctx->app_driving, 1, __ATOMIC_ACQ_REL);
+}
+
+void rt_engine_app_block(rt_ctx *ctx)
+{
+	/* the last driving thread is about to sleep on its queue: end the
+	 * progress thread's back-off now instead of up to 200 us later */
+	__atomic_store_n(&ctx->app_active_us, 0, __ATOMIC_RELAXED);
+	if (__atomic_load_n(&ctx->app_driving, __ATOMIC_ACQUIRE) == 0 &&
+	    __atomic_load_n(&ctx->backing_off, __ATOMIC_ACQUIRE)) {
+		uint64_t one = 1;
+		if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
+			/* eventfd counter saturated: the thread is awake anyway */
+		}
+	}
 }

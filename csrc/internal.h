@@ -348,6 +348,7 @@ struct rt_ctx {
 	volatile int stop;
 	int sleeping;                    /* atomic: thread is in ppoll */
 	int app_driving;                 /* atomic: app threads spinning on CQs */
+	int backing_off;                 /* atomic: progress thread in its back-off wait */
 	uint64_t app_active_us;          /* atomic: last time an app thread drove progress */
 	uint64_t last_activity_us;
 	uint64_t now_us;                 /* time of the current iteration */
@@ -363,6 +364,7 @@ RT_HIDDEN int rt_engine_once(rt_ctx *ctx, uint64_t now); /* lock held */
 RT_HIDDEN void rt_engine_kick(rt_ctx *ctx);               /* after posting work */
 RT_HIDDEN void rt_engine_app_enter(rt_ctx *ctx);
 RT_HIDDEN void rt_engine_app_leave(rt_ctx *ctx);
+RT_HIDDEN void rt_engine_app_block(rt_ctx *ctx);
 
 /* io_udp.c */
 RT_HIDDEN int rt_io_open(rt_ctx *ctx);
