@@ -74,6 +74,9 @@ _PEER_NONE = 0xFFFFFFFF  # RT_PEER_NONE: completion without a peer
 _DESC_SIZE = lib.RT_MR_DESC_SIZE
 _ADDR_SIZE = lib.RT_ADDR_SIZE
 _WC_BUF = 64
+# Endpoint.recv(): after a message did not fit, the replacement internal
+# buffer grows to that message's size, up to this many bytes
+_RECV_GROW_MAX = 64 << 20
 
 
 def _next_internal_wr_id() -> int:
@@ -983,6 +986,10 @@ class _InternalOp:
             n = min(comp.byte_len, self.mr._length)
             data = bytes(ffi.buffer(self.mr._cdata, n))
         size = self.mr._length
+        if comp.status == Status.LOC_LEN_ERR:
+            # the message did not fit: its replacement is big enough for
+            # that message (byte_len tells its size), so a resend lands
+            size = max(size, min(comp.byte_len, _RECV_GROW_MAX))
         ep._release_recv_buffer(self.mr)
         ep._recv_ready.append((data, comp))
         ep._refill_recv(size)

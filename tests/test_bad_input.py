@@ -902,8 +902,11 @@ def test_recv__message_larger_than_max_size(pair):
         pair.eb.recv(timeout=10, max_size=100)
     assert ei.value.status == S.LOC_LEN_ERR
     assert ei.value.completion.byte_len == 5000  # tells how big a buffer is needed
-    # recv() re-posted a buffer of the same (rounded-up) size: a message
-    # that fits it goes through
+    # the buffer that replaced the failed one is big enough for the message
+    # that did not fit: sending it again goes through
+    pair.ea.send(pair.a2b, b"z" * 5000, timeout=10)
+    assert pair.eb.recv(timeout=10, max_size=100)[0] == b"z" * 5000
+    # and smaller messages still do
     pair.ea.send(pair.a2b, b"y" * 1000, timeout=10)
     assert pair.eb.recv(timeout=10, max_size=100)[0] == b"y" * 1000
 
