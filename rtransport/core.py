@@ -231,6 +231,19 @@ def _count(value, name: str = "n") -> int:
     return min(v, 1 << 20)
 
 
+def _call_fast(fn, *args) -> bool:
+    """Call a post function with arguments not yet range-checked: False if
+    cffi rejects one (negative, too large: the caller then takes its
+    checking path), else True, raising the mapped error for rc < 0."""
+    try:
+        rc = fn(*args)
+    except OverflowError:
+        return False
+    if rc < 0:
+        check(rc)
+    return True
+
+
 def _bytes_arg(value, name: str) -> bytes:
     if isinstance(value, bytes):
         return value
@@ -1431,6 +1444,16 @@ class Endpoint(_Resource):
             raise InvalidArgument("the MemoryRegion was registered with another Context")
         return mr._ptr
 
+    def _fast_mr(self, mr, offset, length, wr_id):
+        """The region's C pointer when a post can go straight to C: plain
+        ints, a user wr_id, an open region of this context; else None (the
+        checking path then explains what is wrong)."""
+        if (type(mr) is MemoryRegion and type(offset) is int and type(length) is int
+                and type(wr_id) is int and 0 <= wr_id < INTERNAL_WR_ID_BIT
+                and mr._ctx is self._ctx):
+            return mr._ptr
+        return None
+
     @staticmethod
     def _range(mr: MemoryRegion, offset, length) -> tuple[int, int]:
         off = _u64(offset, "offset")
@@ -1448,21 +1471,10 @@ class Endpoint(_Resource):
         """Post a receive buffer: ``length`` bytes of ``mr`` at ``offset``
         (None: the rest of the region)."""
         p = self._ptr
-        # fast path for plain, in-range ints (cffi rejects the rest with
-        # OverflowError and the checks below explain what is wrong)
-        if (p is not None and type(mr) is MemoryRegion and type(offset) is int
-                and type(length) is int and type(wr_id) is int
-                and 0 <= wr_id < INTERNAL_WR_ID_BIT and mr._ctx is self._ctx):
-            mrp = mr._ptr
-            if mrp is not None:
-                try:
-                    rc = lib.rt_post_recv(p, mrp, offset, length, wr_id)
-                except OverflowError:
-                    pass
-                else:
-                    if rc < 0:
-                        check(rc)
-                    return
+        mrp = self._fast_mr(mr, offset, length, wr_id)
+        if p is not None and mrp is not None and _call_fast(
+                lib.rt_post_recv, p, mrp, offset, length, wr_id):
+            return
         p = self._check()
         mrp = self._mr_arg(mr)
         off, n = self._range(mr, offset, length)
@@ -1472,20 +1484,11 @@ class Endpoint(_Resource):
                   length: int | None = None, wr_id: int = 0) -> None:
         """Send ``length`` bytes of ``mr`` at ``offset`` to ``peer``."""
         p = self._ptr
-        if (p is not None and type(peer) is Peer and type(mr) is MemoryRegion
-                and type(offset) is int and type(length) is int and type(wr_id) is int
-                and 0 <= wr_id < INTERNAL_WR_ID_BIT and mr._ctx is self._ctx
-                and peer._ep_ref() is self):
-            mrp = mr._ptr
-            if mrp is not None:
-                try:
-                    rc = lib.rt_post_send(p, peer.id, mrp, offset, length, wr_id)
-                except OverflowError:
-                    pass
-                else:
-                    if rc < 0:
-                        check(rc)
-                    return
+        mrp = self._fast_mr(mr, offset, length, wr_id)
+        if (p is not None and mrp is not None and type(peer) is Peer
+                and peer._ep_ref() is self
+                and _call_fast(lib.rt_post_send, p, peer.id, mrp, offset, length, wr_id)):
+            return
         p = self._check()
         pid = self._peer_arg(peer)
         mrp = self._mr_arg(mr)
