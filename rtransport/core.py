@@ -434,9 +434,11 @@ def _wc_layout():
     st = struct.Struct("=QQIIIIII")
     want = [("wr_id", 0), ("byte_len", 8), ("opcode", 16), ("status", 20), ("imm", 24),
             ("flags", 28), ("peer", 32), ("ep_id", 36)]
-    if all(ffi.offsetof("struct rt_wc", f) == o for f, o in want):
-        return st, ffi.sizeof("struct rt_wc")
-    return None, ffi.sizeof("struct rt_wc")
+    size = ffi.sizeof("struct rt_wc")
+    if size >= st.size and all(ffi.offsetof("struct rt_wc", f) == o for f, o in want):
+        # trailing fields or padding a newer core may add are skipped
+        return struct.Struct("=QQIIIIII%dx" % (size - st.size)), size
+    return None, size
 
 
 _WC_ROW, _WC_SIZE = _wc_layout()

@@ -371,3 +371,23 @@ def test_cq_wait__one_queue_two_threads_with_blocking_helper():
         assert not th.is_alive()
         assert sorted(c.wr_id for c in mine) == list(range(20))
         assert all(c.ok and c.opcode == rt.Opcode.WRITE for c in mine)
+
+
+def test_cq_dispatch__cdata_fallback_matches(ctx, monkeypatch):
+    # completions decoded field by field (used when struct rt_wc's layout
+    # is not the plain one) equal the struct-unpacked ones
+    from rtransport import core
+    a, b = ctx.endpoint(), ctx.endpoint()
+    peer = a.connect(b.address)
+    rmr = ctx.register(bytearray(64), rt.Access.LOCAL_WRITE | rt.Access.REMOTE_WRITE)
+    smr = ctx.register(bytearray(b"x" * 64))
+    got = {}
+    for row in (core._WC_ROW, None):
+        monkeypatch.setattr(core, "_WC_ROW", row)
+        a.post_write(peer, smr, 0, 8, remote=rmr.descriptor(), imm=5, wr_id=3)
+        (c,) = b.cq.wait(timeout=5)
+        (w,) = a.cq.wait(timeout=5)
+        got[row is None] = (tuple(c), tuple(w))
+    assert got[True] == got[False]
+    (c, w) = got[True]
+    assert c[1] == rt.Opcode.RECV_WRITE_IMM and c[4] == 5 and w[0] == 3
