@@ -151,6 +151,7 @@ void rt_ctx_destroy(rt_ctx *ctx)
 		if (ctx->eps && ctx->eps[i])
 			rt_ep_destroy(ctx->eps[i]);
 	free(ctx->eps);
+	free(ctx->ep_gen);
 	while (ctx->cqs) {
 		struct rt_cq *cq = ctx->cqs;
 		ctx->cqs = cq->next;

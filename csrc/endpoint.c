@@ -45,19 +45,29 @@ int rt_ep_create(rt_ctx *ctx, rt_cq *cq, rt_ep **out)
 		slot++;
 	if (slot == ctx->neps_cap) {
 		uint32_t ncap = ctx->neps_cap ? ctx->neps_cap * 2 : 8;
-		struct rt_ep **n = realloc(ctx->eps, ncap * sizeof(*n));
-		if (!n) {
+		struct rt_ep **n = ncap <= RT_EP_SLOTS_MAX ? realloc(ctx->eps, ncap * sizeof(*n)) : NULL;
+		uint16_t *g = n ? realloc(ctx->ep_gen, ncap * sizeof(*g)) : NULL;
+		if (n)
+			ctx->eps = n;
+		if (!g) {
 			pthread_mutex_unlock(&ctx->lock);
 			free(ep);
 			if (own)
 				rt_cq_destroy(cq);
+			if (ncap > RT_EP_SLOTS_MAX)
+				return rt_seterr(RT_ERR_NOMEM, "rt_ep_create: %u endpoints are open "
+						 "in this context, the most it can hold", ctx->neps_cap);
 			return rt_seterr(RT_ERR_NOMEM, "rt_ep_create: out of memory");
 		}
 		memset(n + ctx->neps_cap, 0, (ncap - ctx->neps_cap) * sizeof(*n));
-		ctx->eps = n;
+		memset(g + ctx->neps_cap, 0, (ncap - ctx->neps_cap) * sizeof(*g));
+		ctx->ep_gen = g;
 		ctx->neps_cap = ncap;
 	}
-	ep->id = slot + 1;
+	/* slot + 1 below, the slot's generation above: an id comes back only
+	 * after 32768 more endpoints used its slot, so a stale completion of a
+	 * destroyed endpoint is never taken for a newer one's */
+	ep->id = ((uint32_t)ctx->ep_gen[slot] << 16) | (slot + 1);
 	ep->cq = cq;
 	cq->users++;
 	cq->owned = own;
@@ -109,7 +119,8 @@ void rt_ep_destroy(rt_ep *ep)
 		w->mr->inflight--;
 		free(w);
 	}
-	ctx->eps[ep->id - 1] = NULL;
+	ctx->eps[(ep->id & 0xFFFFu) - 1] = NULL;
+	ctx->ep_gen[(ep->id & 0xFFFFu) - 1] = (uint16_t)(((ep->id >> 16) + 1) & 0x7FFFu);
 	struct rt_cq *cq = ep->cq;
 	cq->users--;
 	bool own = cq->owned && cq->users == 0;
@@ -121,6 +132,15 @@ void rt_ep_destroy(rt_ep *ep)
 
 rt_cq *rt_ep_cq(rt_ep *ep) { return ep ? ep->cq : NULL; }
 uint32_t rt_ep_id(const rt_ep *ep) { return ep ? ep->id : 0; }
+
+struct rt_ep *rt_ep_by_id(rt_ctx *ctx, uint32_t id)
+{
+	uint32_t slot = id & 0xFFFFu;
+	if (slot == 0 || slot > ctx->neps_cap)
+		return NULL;
+	struct rt_ep *ep = ctx->eps[slot - 1];
+	return ep && ep->id == id ? ep : NULL;
+}
 
 int rt_ep_address(const rt_ep *ep, void *buf, size_t buflen)
 {

@@ -88,10 +88,8 @@ static struct rt_ep_stats *stats_for(rt_ctx *ctx, const uint8_t *pkt, uint32_t l
 {
 	if (len < RT_HDR_SIZE)
 		return NULL;
-	uint32_t id = rt_get32(pkt + 8);
-	if (id == 0 || id > ctx->neps_cap || !ctx->eps[id - 1])
-		return NULL;
-	return &ctx->eps[id - 1]->st;
+	struct rt_ep *ep = rt_ep_by_id(ctx, rt_get32(pkt + 8));
+	return ep ? &ep->st : NULL;
 }
 
 void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr_in *from,

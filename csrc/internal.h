@@ -31,6 +31,7 @@
 #define RT_HIDDEN __attribute__((visibility("hidden")))
 
 #define RT_MAX_PATHS 256          /* source ports x local addresses */
+#define RT_EP_SLOTS_MAX 65535u    /* endpoints per context (16-bit slot in the id) */
 #define RT_MSG_WIN 512            /* live messages per peer and direction */
 #define RT_RCV_WIN (1u << 16)     /* receive PSN window (bits) */
 #define RT_RING_MIN 1024u         /* initial tx ring (packets) */
@@ -337,7 +338,8 @@ struct rt_ctx {
 	struct rt_txq txq;
 	uint32_t npaths;
 	uint32_t max_payload;            /* payload bytes per packet */
-	struct rt_ep **eps;              /* by id - 1 */
+	struct rt_ep **eps;              /* by slot (low 16 bits of the id) - 1 */
+	uint16_t *ep_gen;                /* per slot: generation of its next id */
 	uint32_t neps_cap;
 	struct rt_mr **mr_hash;
 	uint32_t mr_hash_size, nmrs;
@@ -412,6 +414,8 @@ RT_HIDDEN void rt_peer_init_tx(struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_hdr_fill(struct rt_peer *p, struct rt_hdr *h, uint8_t type);
 
 /* endpoint.c */
+/* the live endpoint with exactly this id (slot and generation), or NULL */
+RT_HIDDEN struct rt_ep *rt_ep_by_id(rt_ctx *ctx, uint32_t id);
 RT_HIDDEN struct rt_peer *rt_ep_find_peer(struct rt_ep *ep, uint32_t remote_ep,
 					  uint64_t remote_nonce);
 RT_HIDDEN struct rt_peer *rt_ep_add_peer(struct rt_ep *ep, const struct sockaddr_in *addr,

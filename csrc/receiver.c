@@ -453,9 +453,7 @@ void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr
 	struct rt_hdr h;
 	struct rt_ep *ep = NULL;
 	if (len >= RT_HDR_SIZE) {
-		uint32_t id = rt_get32(pkt + 8);
-		if (id >= 1 && id <= ctx->neps_cap)
-			ep = ctx->eps[id - 1];
+		ep = rt_ep_by_id(ctx, rt_get32(pkt + 8));
 	}
 	if (!ep) {
 		/* not addressed to a live endpoint: count against the first one */

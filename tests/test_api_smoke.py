@@ -391,3 +391,20 @@ def test_cq_dispatch__cdata_fallback_matches(ctx, monkeypatch):
     assert got[True] == got[False]
     (c, w) = got[True]
     assert c[1] == rt.Opcode.RECV_WRITE_IMM and c[4] == 5 and w[0] == 3
+
+
+def test_endpoint_id__not_reused_while_stale_completions_remain(ctx):
+    # a flushed completion of a closed endpoint, still in a shared queue,
+    # must not be attributed to a newer endpoint that took its slot
+    cq = ctx.completion_queue()
+    old = ctx.endpoint(cq)
+    old_id = old.id
+    old.post_recv(ctx.register(bytearray(16)), wr_id=77)
+    old.close()  # the posted receive completes FLUSHED into cq
+    new = ctx.endpoint(cq)
+    assert new.id != old_id
+    (c,) = cq.wait(timeout=5)
+    assert c.wr_id == 77 and c.status == rt.Status.FLUSHED
+    assert c.ep_id == old_id and c.ep_id != new.id and c.peer is None
+    new.close()
+    cq.close()
