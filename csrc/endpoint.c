@@ -45,6 +45,8 @@ int rt_ep_create(rt_ctx *ctx, rt_cq *cq, rt_ep **out)
 		slot++;
 	if (slot == ctx->neps_cap) {
 		uint32_t ncap = ctx->neps_cap ? ctx->neps_cap * 2 : 8;
+		if (ncap > RT_EP_SLOTS_MAX)
+			ncap = ctx->neps_cap < RT_EP_SLOTS_MAX ? RT_EP_SLOTS_MAX : ncap;
 		struct rt_ep **n = ncap <= RT_EP_SLOTS_MAX ? realloc(ctx->eps, ncap * sizeof(*n)) : NULL;
 		uint16_t *g = n ? realloc(ctx->ep_gen, ncap * sizeof(*g)) : NULL;
 		if (n)

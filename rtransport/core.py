@@ -224,11 +224,14 @@ def _timeout(value, default: float) -> float:
     return max(0.0, t)
 
 
+_N_MAX = 1 << 20  # most completions one poll()/wait() asks for
+
+
 def _count(value, name: str = "n") -> int:
     v = _index(value, name)
     if v < 1:
         raise InvalidArgument(f"{name} must be >= 1, got {v}")
-    return min(v, 1 << 20)
+    return min(v, _N_MAX)
 
 
 def _call_fast(fn, *args) -> bool:
@@ -382,11 +385,23 @@ class Completion(tuple):
     e.g. for a flushed receive); ``imm`` is None unless the completion
     carries immediate data.  A completion is a tuple underneath
     (``wr_id, opcode, status, byte_len, imm, peer, ep_id``), so building
-    one costs a fraction of a microsecond on the per-message path.
+    one costs a fraction of a microsecond on the per-message path; it
+    unpacks and indexes like one, compares equal only to completions, and
+    attributes cannot be assigned (AttributeError).
     """
 
     __slots__ = ()
     _fields = ("wr_id", "opcode", "status", "byte_len", "imm", "peer", "ep_id")
+    __match_args__ = _fields
+
+    # equal only to completions (a plain tuple with the same values is not)
+    def __eq__(self, other):
+        return isinstance(other, Completion) and tuple.__eq__(self, other)
+
+    def __ne__(self, other):
+        return not self.__eq__(other)
+
+    __hash__ = tuple.__hash__
 
     def __new__(cls, wr_id: int, opcode: "Opcode | int", status: "Status | int",
                 byte_len: int, imm: int | None, peer: "Peer | None", ep_id: int):
@@ -1179,8 +1194,8 @@ class CompletionQueue(_Resource):
         """One rt_cq_poll (us < 0) or rt_cq_wait into the shared buffer,
         if no other thread is using it.  Holding the buffer's lock is what
         keeps close() from destroying the queue under this call.  Returns
-        the user's completions, or None when the buffer is busy (the caller
-        then takes the general path)."""
+        (the user's completions, rows taken from C), or None when the
+        buffer is busy (the caller then takes the general path)."""
         lock = self._wc_lock
         if not lock.acquire(False):
             return None
@@ -1194,21 +1209,26 @@ class CompletionQueue(_Resource):
             got = lib.rt_cq_poll(p, buf, n) if us < 0 else lib.rt_cq_wait(p, buf, n, us)
             if got < 0:
                 check(got)
-            return self._dispatch(buf, got) if got else []
+            return (self._dispatch(buf, got) if got else []), got
         finally:
             lock.release()
 
     def poll(self, n: int = 16) -> list[Completion]:
         """Take up to ``n`` completions without blocking."""
-        if type(n) is not int or n < 1:
+        if type(n) is not int or not 1 <= n <= _N_MAX:
             n = _count(n)
+        out = None
         if not self._backlog and n <= _WC_BUF:
-            out = self._fast(n, -1)
-            if out is not None:
-                return out
-        self._check()
-        n = _count(n)
-        out = self._take_backlog(n)
+            r = self._fast(n, -1)
+            if r is not None:
+                out, got = r
+                if got < n or len(out) >= n:
+                    return out
+                # the buffer filled with rows that were not the user's
+                # (helpers' completions, closed endpoints'): keep taking
+        if out is None:
+            self._check()
+            out = self._take_backlog(n)
         while len(out) < n:
             k = n - len(out)
             user, got = self._call(lib.rt_cq_poll, k)
@@ -1220,7 +1240,7 @@ class CompletionQueue(_Resource):
     def wait(self, timeout: float | None = None, n: int = 16) -> list[Completion]:
         """Wait until at least one completion is available, at most
         ``timeout`` seconds (None: 60 s).  Returns [] on timeout."""
-        if type(n) is not int or n < 1:
+        if type(n) is not int or not 1 <= n <= _N_MAX:
             n = _count(n)
         timeout = _timeout(timeout, DEFAULT_WAIT_TIMEOUT)
         if self._ptr is None:
@@ -1232,6 +1252,8 @@ class CompletionQueue(_Resource):
             return self.poll(n)
         deadline = time.monotonic() + timeout
         while True:
+            if backlog:  # queued for us by another thread's helper meanwhile
+                return self._take_backlog(n)
             # fast path: no other thread is waiting here, so this one
             # becomes the leader and waits inside rt_cq_wait() directly
             # (slices of _WAIT_SLICE); threads arriving meanwhile follow
@@ -1246,7 +1268,8 @@ class CompletionQueue(_Resource):
                 if lead:
                     try:
                         us = int(min(timeout, _WAIT_SLICE) * 1e6) or 1
-                        out = self._fast(n, us)
+                        r = self._fast(n, us)
+                        out = None if r is None else r[0]
                     finally:
                         with cond:
                             self._pumping = False

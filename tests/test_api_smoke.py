@@ -408,3 +408,40 @@ def test_endpoint_id__not_reused_while_stale_completions_remain(ctx):
     assert c.ep_id == old_id and c.ep_id != new.id and c.peer is None
     new.close()
     cq.close()
+
+
+def test_cq_poll__skips_rows_that_are_not_the_users(ctx):
+    # a shared queue whose first rows are helper (internal) completions:
+    # poll(n) must go on taking rows until it has the user's or the queue
+    # is empty, not return [] after one full buffer of internal rows
+    cq = ctx.completion_queue()
+    e1 = ctx.endpoint(cq)
+    e2 = ctx.endpoint(cq)
+    e1.prepare_recv(count=20, max_size=64)  # internal receives
+    mr = ctx.register(bytearray(64))
+    for i in range(5):
+        e2.post_recv(mr, 0, 8, wr_id=100 + i)
+    e1.close()  # 20 internal FLUSHED rows first
+    e2.close()  # then the user's 5
+    got = cq.poll(16)
+    assert sorted(c.wr_id for c in got) == [100, 101, 102, 103, 104]
+    assert all(c.status == rt.Status.FLUSHED for c in got)
+    cq.close()
+
+
+def test_completion__equality_and_match(ctx):
+    a, b = ctx.endpoint(), ctx.endpoint()
+    peer = a.connect(b.address)
+    rmr = ctx.register(bytearray(16), rt.Access.LOCAL_WRITE | rt.Access.REMOTE_WRITE)
+    a.post_write(peer, ctx.register(bytearray(16)), 0, 4, remote=rmr.descriptor(), wr_id=9)
+    (c,) = a.cq.wait(timeout=5)
+    assert c == rt.Completion(*c) and hash(c) == hash(rt.Completion(*c))
+    assert c != tuple(c)  # equal only to completions
+    match c:
+        case rt.Completion(9, rt.Opcode.WRITE, rt.Status.SUCCESS, 4):
+            matched = True
+        case _:
+            matched = False
+    assert matched
+    assert pickle.loads(pickle.dumps(rt.Completion(1, rt.Opcode.SEND, rt.Status.SUCCESS, 8, None, None, 1))) \
+        == rt.Completion(1, rt.Opcode.SEND, rt.Status.SUCCESS, 8, None, None, 1)
