@@ -121,8 +121,9 @@ void rt_ep_destroy(rt_ep *ep)
 		w->mr->inflight--;
 		free(w);
 	}
-	ctx->eps[(ep->id & 0xFFFFu) - 1] = NULL;
-	ctx->ep_gen[(ep->id & 0xFFFFu) - 1] = (uint16_t)(((ep->id >> 16) + 1) & 0x7FFFu);
+	uint32_t slot = (ep->id & 0xFFFFu) - 1;
+	ctx->eps[slot] = NULL;
+	ctx->ep_gen[slot] = (uint16_t)(((ep->id >> 16) + 1) & 0x7FFFu);
 	struct rt_cq *cq = ep->cq;
 	cq->users--;
 	bool own = cq->owned && cq->users == 0;
@@ -134,15 +135,6 @@ void rt_ep_destroy(rt_ep *ep)
 
 rt_cq *rt_ep_cq(rt_ep *ep) { return ep ? ep->cq : NULL; }
 uint32_t rt_ep_id(const rt_ep *ep) { return ep ? ep->id : 0; }
-
-struct rt_ep *rt_ep_by_id(rt_ctx *ctx, uint32_t id)
-{
-	uint32_t slot = id & 0xFFFFu;
-	if (slot == 0 || slot > ctx->neps_cap)
-		return NULL;
-	struct rt_ep *ep = ctx->eps[slot - 1];
-	return ep && ep->id == id ? ep : NULL;
-}
 
 int rt_ep_address(const rt_ep *ep, void *buf, size_t buflen)
 {

@@ -198,27 +198,29 @@ int rt_engine_start(rt_ctx *ctx)
 	return RT_OK;
 }
 
+/* wake_thread() - make the progress thread's ppoll() return. */
+static void wake_thread(rt_ctx *ctx)
+{
+	uint64_t one = 1;
+	if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
+		/* eventfd counter saturated: the thread is awake anyway */
+	}
+}
+
 void rt_engine_stop(rt_ctx *ctx)
 {
 	if (!ctx->has_thread)
 		return;
 	__atomic_store_n(&ctx->stop, 1, __ATOMIC_RELEASE);
-	uint64_t one = 1;
-	if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
-		/* the thread re-checks stop within 100 ms anyway */
-	}
+	wake_thread(ctx); /* if that fails, it re-checks stop within 100 ms */
 	pthread_join(ctx->thread, NULL);
 	ctx->has_thread = false;
 }
 
 void rt_engine_kick(rt_ctx *ctx)
 {
-	if (__atomic_load_n(&ctx->sleeping, __ATOMIC_ACQUIRE)) {
-		uint64_t one = 1;
-		if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
-			/* eventfd counter saturated: the thread is awake anyway */
-		}
-	}
+	if (__atomic_load_n(&ctx->sleeping, __ATOMIC_ACQUIRE))
+		wake_thread(ctx);
 }
 
 void rt_engine_app_enter(rt_ctx *ctx)
@@ -240,10 +242,6 @@ void rt_engine_app_block(rt_ctx *ctx)
 	 * progress thread's back-off now instead of up to 200 us later */
 	__atomic_store_n(&ctx->app_active_us, 0, __ATOMIC_RELAXED);
 	if (__atomic_load_n(&ctx->app_driving, __ATOMIC_ACQUIRE) == 0 &&
-	    __atomic_load_n(&ctx->backing_off, __ATOMIC_ACQUIRE)) {
-		uint64_t one = 1;
-		if (write(ctx->io.evfd, &one, sizeof(one)) < 0) {
-			/* eventfd counter saturated: the thread is awake anyway */
-		}
-	}
+	    __atomic_load_n(&ctx->backing_off, __ATOMIC_ACQUIRE))
+		wake_thread(ctx);
 }

@@ -414,8 +414,16 @@ RT_HIDDEN void rt_peer_init_tx(struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_hdr_fill(struct rt_peer *p, struct rt_hdr *h, uint8_t type);
 
 /* endpoint.c */
-/* the live endpoint with exactly this id (slot and generation), or NULL */
-RT_HIDDEN struct rt_ep *rt_ep_by_id(rt_ctx *ctx, uint32_t id);
+/* the live endpoint with exactly this id (slot and generation), or NULL;
+ * inline: every received packet is looked up with it */
+static inline struct rt_ep *rt_ep_by_id(rt_ctx *ctx, uint32_t id)
+{
+	uint32_t slot = id & 0xFFFFu;
+	if (slot == 0 || slot > ctx->neps_cap)
+		return NULL;
+	struct rt_ep *ep = ctx->eps[slot - 1];
+	return ep && ep->id == id ? ep : NULL;
+}
 RT_HIDDEN struct rt_peer *rt_ep_find_peer(struct rt_ep *ep, uint32_t remote_ep,
 					  uint64_t remote_nonce);
 RT_HIDDEN struct rt_peer *rt_ep_add_peer(struct rt_ep *ep, const struct sockaddr_in *addr,

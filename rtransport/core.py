@@ -137,13 +137,6 @@ class Status(enum.IntEnum):
         return self.name
 
 
-def _enum_or_int(cls, value):
-    try:
-        return cls(value)
-    except ValueError:  # a newer C core may report values we do not know
-        return value
-
-
 def _cstr(p) -> str:
     if p == ffi.NULL:
         return ""
@@ -459,22 +452,28 @@ def _wc_layout():
 _WC_ROW, _WC_SIZE = _wc_layout()
 
 
-def _make_completion(ctx: "Context", wc, wr_id: int | None = None) -> Completion:
-    opcode = wc.opcode
-    status = wc.status
+def _wc_fields(w) -> tuple:
+    """The fields of one struct rt_wc (cdata), in _WC_ROW's order."""
+    return (w.wr_id, w.byte_len, w.opcode, w.status, w.imm, w.flags, w.peer, w.ep_id)
+
+
+def _completion(eps: dict, wr_id, byte_len, opcode, status, imm, flags, peer_id,
+                ep_id) -> Completion:
+    """Build a Completion from struct rt_wc's fields; values a newer core
+    reports that the enums do not know stay plain ints."""
     peer = None
-    ep = ctx._eps.get(wc.ep_id)
-    if ep is not None and wc.peer != _PEER_NONE:
-        peer = ep._peer_for_id(wc.peer)
+    if peer_id != _PEER_NONE:
+        ep = eps.get(ep_id)
+        if ep is not None:
+            peer = ep._peer_for_id(peer_id)
     return _tuple_new(Completion, (
-        wc.wr_id if wr_id is None else wr_id,
-        _OPCODE_OF.get(opcode, opcode),
-        _STATUS_OF.get(status, status),
-        wc.byte_len,
-        wc.imm if wc.flags & _WC_FLAG_IMM else None,
-        peer,
-        wc.ep_id,
-    ))
+        wr_id, _OPCODE_OF.get(opcode, opcode), _STATUS_OF.get(status, status), byte_len,
+        imm if flags & _WC_FLAG_IMM else None, peer, ep_id))
+
+
+def _make_completion(ctx: "Context", wc, wr_id: int | None = None) -> Completion:
+    f = _wc_fields(wc)
+    return _completion(ctx._eps, f[0] if wr_id is None else wr_id, *f[1:])
 
 
 def _failure(what: str, comp: Completion) -> CompletionError:
@@ -1113,10 +1112,10 @@ class CompletionQueue(_Resource):
         if _WC_ROW is not None:
             rows = _WC_ROW.iter_unpack(ffi.buffer(buf, got * _WC_SIZE))
         else:
-            rows = ((w.wr_id, w.byte_len, w.opcode, w.status, w.imm, w.flags, w.peer, w.ep_id)
-                    for w in (buf[i] for i in range(got)))
+            rows = (_wc_fields(buf[i]) for i in range(got))
         eps = ctx._eps
-        for i, (wr, blen, op, st, imm, flags, pid, epid) in enumerate(rows):
+        for i, row in enumerate(rows):
+            wr = row[0]
             if wr & INTERNAL_WR_ID_BIT:
                 op_ = self._ops.pop(wr, None)
                 if op_ is None:
@@ -1130,14 +1129,7 @@ class CompletionQueue(_Resource):
                 if c is not None:
                     out.append(c)
                 continue
-            peer = None
-            if pid != _PEER_NONE:
-                ep = eps.get(epid)
-                if ep is not None:
-                    peer = ep._peers.get(pid) or ep._peer_for_id(pid)
-            out.append(_tuple_new(Completion, (
-                wr, _OPCODE_OF.get(op, op), _STATUS_OF.get(st, st), blen,
-                imm if flags & _WC_FLAG_IMM else None, peer, epid)))
+            out.append(_completion(eps, *row))
         if internal:
             self._wake()  # a helper in another thread may wait for this one
         return out
@@ -1209,7 +1201,7 @@ class CompletionQueue(_Resource):
             got = lib.rt_cq_poll(p, buf, n) if us < 0 else lib.rt_cq_wait(p, buf, n, us)
             if got < 0:
                 check(got)
-            return (self._dispatch(buf, got) if got else []), got
+            return self._dispatch(buf, got), got
         finally:
             lock.release()
 
@@ -1246,8 +1238,6 @@ class CompletionQueue(_Resource):
         if self._ptr is None:
             raise ClosedError(f"{self._what} is closed")
         backlog = self._backlog
-        if backlog:
-            return self._take_backlog(n)
         if timeout <= 0:
             return self.poll(n)
         deadline = time.monotonic() + timeout
@@ -1278,11 +1268,9 @@ class CompletionQueue(_Resource):
                 if out is not None:
                     if out:
                         return out
-                    if backlog:
-                        return self._take_backlog(n)
                     timeout = deadline - time.monotonic()
                     if timeout <= 0:
-                        return []
+                        return self._take_backlog(n)
                     continue
             self._check()
             out = self._take_backlog(n)
