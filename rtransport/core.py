@@ -457,23 +457,26 @@ def _wc_fields(w) -> tuple:
     return (w.wr_id, w.byte_len, w.opcode, w.status, w.imm, w.flags, w.peer, w.ep_id)
 
 
-def _completion(eps: dict, wr_id, byte_len, opcode, status, imm, flags, peer_id,
-                ep_id) -> Completion:
-    """Build a Completion from struct rt_wc's fields; values a newer core
-    reports that the enums do not know stay plain ints."""
+def _completion(eps: dict, row: tuple) -> Completion:
+    """Build a Completion from struct rt_wc's fields (_WC_ROW order); values
+    a newer core reports that the enums do not know stay plain ints.  On
+    the per-message path: keep it cheap (the peer dict is read directly)."""
+    wr_id, byte_len, op, st, imm, flags, peer_id, ep_id = row
     peer = None
     if peer_id != _PEER_NONE:
         ep = eps.get(ep_id)
         if ep is not None:
-            peer = ep._peer_for_id(peer_id)
+            peer = ep._peers.get(peer_id) or ep._peer_for_id(peer_id)
     return _tuple_new(Completion, (
-        wr_id, _OPCODE_OF.get(opcode, opcode), _STATUS_OF.get(status, status), byte_len,
+        wr_id, _OPCODE_OF.get(op, op), _STATUS_OF.get(st, st), byte_len,
         imm if flags & _WC_FLAG_IMM else None, peer, ep_id))
 
 
 def _make_completion(ctx: "Context", wc, wr_id: int | None = None) -> Completion:
-    f = _wc_fields(wc)
-    return _completion(ctx._eps, f[0] if wr_id is None else wr_id, *f[1:])
+    row = _wc_fields(wc)
+    if wr_id is not None:
+        row = (wr_id,) + row[1:]
+    return _completion(ctx._eps, row)
 
 
 def _failure(what: str, comp: Completion) -> CompletionError:
@@ -1129,7 +1132,7 @@ class CompletionQueue(_Resource):
                 if c is not None:
                     out.append(c)
                 continue
-            out.append(_completion(eps, *row))
+            out.append(_completion(eps, row))
         if internal:
             self._wake()  # a helper in another thread may wait for this one
         return out
