@@ -123,9 +123,24 @@ def rt_serve(args) -> dict:
                 io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments",
                                            "rx_syscalls", "rx_datagrams", "rx_segments",
                                            "engine_loops")}
-                return {"ok": got_crc == want_crc, "bit_exact": got_crc == want_crc,
-                        "bytes": sent, "stats": ep.stats(), "io": io}
+                res = {"ok": got_crc == want_crc, "bit_exact": got_crc == want_crc,
+                       "bytes": sent, "stats": ep.stats(), "io": io}
+                linger(ep, os.path.join(args.dir, "sent"), args.timeout_ms / 1000 + 2)
+                return res
         return {"ok": False, "error": "no final message before --max-seconds"}
+
+
+def linger(ep, sent_file: str, timeout: float) -> None:
+    """Keep the receiving endpoint alive until the sender has its last
+    completion (it writes ``sent_file``), at most ``timeout`` seconds.
+
+    Our last ACK may be lost (a blackholed spine eats a quarter of them);
+    the sender then retransmits, and only a live endpoint can acknowledge
+    again.  Leaving at once would turn one lost ACK into the sender's
+    peer timeout, as with TCP without TIME_WAIT."""
+    end = time.monotonic() + timeout
+    while not os.path.exists(sent_file) and time.monotonic() < end:
+        ep.cq.wait(timeout=0.02)
 
 
 def rt_send(args) -> dict:
@@ -175,6 +190,7 @@ def rt_send(args) -> dict:
                 if c.wr_id == 1 << 40:
                     final = c
         ok = final is not None and final.ok
+        put_file(os.path.join(args.dir, "sent"), b"1")  # the receiver may leave now
         st = ep.stats()
         info = ctx.info()
         io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments", "tx_eagain",
