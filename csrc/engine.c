@@ -106,7 +106,7 @@ int rt_inject_packet(rt_ctx *ctx, const void *pkt, size_t len, const char *from_
 		if (now < ctx->now_us)
 			now = ctx->now_us;
 		ctx->now_us = now;
-		rt_rx_packet(ctx, copy, (uint32_t)len, &from, 0, now, now);
+		rt_rx_datagram(ctx, copy, (uint32_t)len, &from, 0, now, now);
 		rt_rx_flush_acks(ctx, now);
 		rt_io_flush(ctx, now);
 	}

@@ -129,7 +129,7 @@ void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
 			st->fault_reorders++;
 		return;
 	}
-	rt_rx_packet(ctx, pkt, len, from, tos, rx_ts, now);
+	rt_rx_datagram(ctx, pkt, len, from, tos, rx_ts, now);
 }
 
 int rt_fault_release(rt_ctx *ctx, uint64_t now)
@@ -141,7 +141,7 @@ int rt_fault_release(rt_ctx *ctx, uint64_t now)
 		f->held = h->next;
 		f->nheld--;
 		f->held_bytes -= h->len;
-		rt_rx_packet(ctx, h->data, h->len, &h->from, h->tos, now, now);
+		rt_rx_datagram(ctx, h->data, h->len, &h->from, h->tos, now, now);
 		free(h);
 		n++;
 	}

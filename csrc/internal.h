@@ -38,6 +38,7 @@
 #define RT_RING_MAX (1u << 16)    /* largest tx ring (== RT_RCV_WIN) */
 #define RT_GSO_MAX_SEGS 64
 #define RT_GSO_MAX_BYTES 65000u
+#define RT_BUNDLE_MAX 16          /* packets coalesced into one plain datagram */
 #define RT_RX_BATCH 32
 #define RT_ACK_RECENT 16          /* newest received runs an ACK reports first */
 #define RT_TXQ_PKTS 2048          /* packets per tx flush */
@@ -296,6 +297,7 @@ struct rt_io {
 	struct iovec rx_iov[RT_RX_BATCH];
 	struct sockaddr_in rx_from[RT_RX_BATCH];
 	uint8_t rx_ctrl[RT_RX_BATCH][64];
+	bool rx_batch;                   /* last receive found data: recvmmsg() next */
 	/* tx scratch */
 	struct iovec *tx_iov;
 	struct mmsghdr *tx_msgs;
@@ -391,6 +393,9 @@ RT_HIDDEN uint64_t rt_fault_next_us(const struct rt_fault *f);
 RT_HIDDEN void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len,
 			    const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
 			    uint64_t now);
+RT_HIDDEN void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len,
+			      const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
+			      uint64_t now);
 RT_HIDDEN void rt_rx_flush_acks(rt_ctx *ctx, uint64_t now);
 RT_HIDDEN void rt_rx_ack_now(struct rt_peer *p, uint64_t now, int path);
 RT_HIDDEN void rt_peer_rx_free(struct rt_peer *p);

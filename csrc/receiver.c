@@ -639,6 +639,35 @@ static void send_ack(struct rt_peer *p, uint64_t now, int path)
 }
 
 /*
+ * rt_rx_datagram() - receive one UDP datagram: one packet, or several
+ * packets back to back (protocol.md section 1: a sender bundles a small
+ * packet, typically an ACK, with the packets before it on the same path).
+ * The common headers' len fields must tile the datagram exactly; when they
+ * do not, the datagram goes to rt_rx_packet() whole and is counted as
+ * malformed, so a padded or cut datagram delivers nothing.
+ */
+void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len, const struct sockaddr_in *from,
+		    uint8_t tos, uint64_t rx_ts, uint64_t now)
+{
+	uint32_t off = 0, n = 0;
+	while (len - off >= RT_HDR_SIZE) {
+		off += RT_HDR_SIZE + rt_get16(dg + off + 34);
+		n++;
+		if (off >= len)
+			break;
+	}
+	if (n < 2 || off != len) {
+		rt_rx_packet(ctx, dg, len, from, tos, rx_ts, now);
+		return;
+	}
+	for (off = 0; off < len;) {
+		uint32_t l = RT_HDR_SIZE + rt_get16(dg + off + 34);
+		rt_rx_packet(ctx, dg + off, l, from, tos, rx_ts, now);
+		off += l;
+	}
+}
+
+/*
  * ACKs go out once per receive batch.  When a batch completed a SEND, the
  * application will often answer at once: then the ACK waits up to
  * RT_ACK_HOLD_US so that it leaves with the reply, in the same sendmmsg()

@@ -580,6 +580,68 @@ def test_peer_restart__old_incarnation_is_foreign_new_one_works():
             assert np.array_equal(dst, rand_bytes(100, 15))
 
 
+@pytest.mark.parametrize("how", ["udp", "inject"])
+def test_raw_packets__bundled_datagram_delivers_every_packet(how):
+    """A datagram may carry several packets back to back (protocol.md
+    section 1): each is received as if it had come alone, in order."""
+    with Pair() as p:
+        t = _Target(p)
+        ident = dict(src_ep=4242, src_nonce=0xB0B, src_port=9)  # a new sender
+        bufs = [np.zeros(n, np.uint8) for n in (10, 20, 30)]
+        mr = [p.B.register(b) for b in bufs]
+        for i, m in enumerate(mr):
+            p.eb.post_recv(m, wr_id=100 + i)
+        pays = [rand_bytes(n, 20 + n).tobytes() for n in (10, 20, 30)]
+        dg = b"".join(data_packet(**t.to_b(psn=i, msg_id=i, aux=i, payload=pays[i]), **ident)
+                      for i in range(3))
+        send, done = _sender(p, how)
+        try:
+            send(dg)
+            got = []
+            end = time.monotonic() + 10
+            while len(got) < 3 and time.monotonic() < end:
+                got += p.eb.cq.wait(timeout=0.5)
+        finally:
+            done()
+        assert [(c.wr_id, c.byte_len, c.ok) for c in got] == [(100, 10, True), (101, 20, True),
+                                                             (102, 30, True)]
+        assert [bytes(b) for b in bufs] == pays
+
+
+@pytest.mark.parametrize("how", ["udp", "inject"])
+@pytest.mark.parametrize("tail", ["short-tail", "tail-len-too-long", "tail-len-too-short"])
+def test_raw_packets__bundle_that_does_not_tile_delivers_nothing(how, tail):
+    """When the packets' len fields do not tile the datagram exactly, the
+    whole datagram is malformed: not even its good first packet lands."""
+    with Pair() as p:
+        t = _Target(p)
+        ident = dict(src_ep=4243, src_nonce=0xB0C, src_port=9)
+        buf = pattern(64)
+        p.eb.post_recv(p.B.register(buf), wr_id=7)
+        good = data_packet(**t.to_b(psn=0, msg_id=0, aux=0, payload=b"G" * 16), **ident)
+        second = data_packet(**t.to_b(psn=1, msg_id=1, aux=1, payload=b"H" * 16), **ident)
+        if tail == "short-tail":
+            dg = good + second[:30]
+        elif tail == "tail-len-too-long":
+            dg = good + second[:34] + struct.pack(">H", 500) + second[36:]
+        else:
+            dg = good + second[:34] + struct.pack(">H", 10) + second[36:]
+        send, done = _sender(p, how)
+        before = p.eb.stats()
+        try:
+            send(dg)
+            wait_for(lambda: _stat_delta(p.eb, before, "malformed") >= 1, timeout=10,
+                     what="the datagram counted as malformed")
+            time.sleep(0.05)
+            after = p.eb.stats()
+            assert after["malformed"] - before["malformed"] == 1
+            assert after["rx_packets"] == before["rx_packets"]
+            assert p.eb.cq.poll() == []
+            assert (buf == 0xA5).all()
+        finally:
+            done()
+
+
 def test_raw_packets__unknown_sender_first_contact_is_served():
     """Connectionless: a well-formed first packet from an unknown endpoint
     creates a peer (the real protocol works without connect() on the
