@@ -67,6 +67,11 @@ int rt_engine_once(rt_ctx *ctx, uint64_t now)
 	rt_rx_flush_acks(ctx, now);
 	work += run_peers(ctx, now);
 	rt_io_flush(ctx, now);
+	for (int w = 0; w < RT_MAX_PATHS / 64; w++)
+		if (ctx->io.repath_req[w]) {
+			rt_io_repath(ctx);
+			break;
+		}
 	if (work)
 		ctx->last_activity_us = now;
 	return work;

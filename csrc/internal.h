@@ -297,7 +297,9 @@ struct rt_io {
 	struct iovec rx_iov[RT_RX_BATCH];
 	struct sockaddr_in rx_from[RT_RX_BATCH];
 	uint8_t rx_ctrl[RT_RX_BATCH][64];
-	bool rx_batch;                   /* last receive found data: recvmmsg() next */
+	bool rx_batch;
+	uint64_t repath_req[RT_MAX_PATHS / 64]; /* paths to move to a new source port */
+	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */                   /* last receive found data: recvmmsg() next */
 	/* tx scratch */
 	struct iovec *tx_iov;
 	struct mmsghdr *tx_msgs;
@@ -373,6 +375,7 @@ RT_HIDDEN void rt_engine_app_block(rt_ctx *ctx);
 /* io_udp.c */
 RT_HIDDEN int rt_io_open(rt_ctx *ctx);
 RT_HIDDEN void rt_io_close(struct rt_io *io);
+RT_HIDDEN void rt_io_repath(rt_ctx *ctx);
 RT_HIDDEN int rt_io_recv(rt_ctx *ctx, uint64_t now); /* returns packets handled */
 RT_HIDDEN void rt_io_flush(rt_ctx *ctx, uint64_t now);
 RT_HIDDEN int rt_io_probe(const char *bind, struct rt_ctx_info *info);
@@ -454,6 +457,7 @@ static inline void *rt_cc_state(struct rt_peer *p, uint16_t path)
 }
 RT_HIDDEN uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t now);
+RT_HIDDEN void rt_path_repath(rt_ctx *ctx, uint16_t path);
 RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now);
 RT_HIDDEN void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *ps, int n);
 

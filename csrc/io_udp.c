@@ -138,6 +138,41 @@ static int open_sock(rt_ctx *ctx, const char *addr, uint16_t port, bool rx, int 
 	return RT_OK;
 }
 
+/*
+ * rt_io_repath() - give every path the protocol asked to move
+ * (rt_path_repath()) a new UDP source port: a new socket on the same
+ * local address, so ECMP hashes it onto a (probably) different route.
+ * Path 0 is the receive socket and keeps its port.  Packets in flight on
+ * the old socket are unaffected: peers know us by the header, not by the
+ * datagram's source port.  If the new socket cannot be opened the path
+ * keeps its old one.
+ */
+void rt_io_repath(rt_ctx *ctx)
+{
+	struct rt_io *io = &ctx->io;
+	for (int w = 0; w < RT_MAX_PATHS / 64; w++) {
+		while (io->repath_req[w]) {
+			int b = __builtin_ctzll(io->repath_req[w]);
+			io->repath_req[w] &= io->repath_req[w] - 1;
+			int idx = w * 64 + b;
+			if (idx == 0 || idx >= io->npaths)
+				continue;
+			int old = io->fds[idx];
+			uint16_t old_port = io->ports[idx];
+			char addr[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &io->local[idx].sin_addr, addr, sizeof(addr));
+			if (open_sock(ctx, addr, 0, false, idx) != RT_OK) {
+				rt_log(2, "path %d: no new source port (%s); keeping %u", idx,
+				       rt_last_error(), old_port);
+				continue;
+			}
+			close(old);
+			io->repaths[idx]++;
+			rt_log(0, "path %d: source port %u -> %u", idx, old_port, io->ports[idx]);
+		}
+	}
+}
+
 static void rx_reset(struct rt_io *io, int i)
 {
 	struct msghdr *mh = &io->rx_msgs[i].msg_hdr;

@@ -272,7 +272,24 @@ void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t no
 		ps->quarantine_count++;
 		ps->quarantine_streak++;
 		ps->quarantine_until = now + ((uint64_t)QUARANTINE_BASE_US << shift);
+		rt_path_repath(p->ep->ctx, path);
 	}
+}
+
+/*
+ * rt_path_repath() - ask for @path to get a new entropy value (UDP source
+ * port), as Google's PRR does after an outage: the route the old value
+ * hashed to is evidently bad, and a new value is a new draw among all
+ * routes.  The engine carries the request out after this pass
+ * (rt_io_repath()), so protocol code never touches a socket; path 0 (the
+ * receive socket) keeps its port.  The path's state is kept: it is still
+ * quarantined, and comes back on probation on its new route.
+ */
+void rt_path_repath(rt_ctx *ctx, uint16_t path)
+{
+	if (path == 0 || path >= ctx->npaths)
+		return;
+	ctx->io.repath_req[path / 64] |= 1ull << (path % 64);
 }
 
 static uint64_t hist_quantile(const uint32_t *h, double q)
@@ -304,6 +321,7 @@ void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *out, int n)
 		memset(hist, 0, sizeof(hist));
 		o->path = i;
 		o->src_port = ctx->io.ports[i];
+		o->repaths = ctx->io.repaths[i];
 		inet_ntop(AF_INET, &ctx->io.local[i].sin_addr, o->local_addr, sizeof(o->local_addr));
 		for (uint32_t k = 0; k < ep->npeers; k++) {
 			struct rt_path_state *ps = &ep->peers[k]->paths[i];

@@ -265,6 +265,7 @@ struct rt_path_stats {
 	uint64_t inflight_packets;
 	uint64_t quarantine_count;
 	char local_addr[64];
+	uint64_t repaths;       /* times this path got a new source port */
 	...;
 };
 int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n);

@@ -139,3 +139,5 @@ def test_fabric_transfer__blackholed_spine(fab):
     # the spine really ate packets mid-transfer, and they were repaired over
     # the other spines (path quarantine itself is shown by bench/fabric_bench.py)
     assert failed and sum(p["losses"] for p in paths) > 0, (failed, paths)
+    # paths through the dead spine were quarantined and moved to new ports
+    assert sum(p["repaths"] for p in paths) > 0, paths
