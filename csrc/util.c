@@ -29,10 +29,17 @@ void rt_set_log(rt_log_fn fn, void *arg)
 	__atomic_store_n(&log_fn, fn, __ATOMIC_RELEASE);
 }
 
+static int log_min_level; /* rt_set_log_level(); 0 = everything */
+
+void rt_set_log_level(int min_level)
+{
+	__atomic_store_n(&log_min_level, min_level, __ATOMIC_RELAXED);
+}
+
 void rt_log(int level, const char *fmt, ...)
 {
 	rt_log_fn fn = __atomic_load_n(&log_fn, __ATOMIC_ACQUIRE);
-	if (!fn)
+	if (!fn || level < __atomic_load_n(&log_min_level, __ATOMIC_RELAXED))
 		return;
 	char buf[512];
 	va_list ap;

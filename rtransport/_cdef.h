@@ -133,6 +133,7 @@ const char *rt_opcode_str(uint32_t opcode);
 
 typedef void (*rt_log_fn)(int level, const char *msg, void *arg);
 void rt_set_log(rt_log_fn fn, void *arg);
+void rt_set_log_level(int min_level);
 
 /* Python-side log sink, implemented in rtransport/core.py. */
 extern "Python" void _rt_py_log(int level, const char *msg, void *arg);

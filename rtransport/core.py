@@ -504,9 +504,28 @@ def _rt_py_log(level, msg, arg):  # called from C, possibly from the progress th
         pass
 
 
+def _c_log_level() -> int:
+    """The lowest C level the "rtransport" logger would emit now."""
+    eff = log.getEffectiveLevel()
+    for c, py in sorted(_PY_LEVELS.items()):
+        if py >= eff:
+            return c
+    return 4
+
+
 def _install_log_sink():
+    """Route C messages to logging; called at each Context creation.
+
+    C filters by level first (rt_set_log_level): the sink runs in the
+    progress thread with the engine's lock held and must take the GIL, so
+    an unwanted debug message would stall the engine for up to a GIL
+    switch interval (5 ms).  Lower the "rtransport" logger's level before
+    creating a Context to see debug messages."""
     global _log_installed
-    if _log_installed or os.environ.get("RT_PY_LOG", "1") == "0":
+    if os.environ.get("RT_PY_LOG", "1") == "0":
+        return
+    lib.rt_set_log_level(_c_log_level())
+    if _log_installed:
         return
     with _log_lock:
         if not _log_installed:

@@ -685,26 +685,20 @@ def test_cc_scope__bulk_exact_under_drop_and_reorder(scope, unit):
         assert a["cwnd_bytes"] > 0
 
 
-def test_path_repath__quarantined_paths_get_new_source_ports():
-    """A path quarantined for losses is moved to a new UDP source port (a new
-    ECMP draw, as PRR does); path 0, the receive socket, keeps its port.
-    Data stays exact across the moves."""
+def test_path_repath__random_loss_quarantines_but_does_not_move_paths():
+    """Random loss quarantines paths now and then, but a path moves to a new
+    source port only when it is quarantined twice in a row without
+    delivering anything in between (a dead route: the fabric test
+    blackholes a spine for that).  Moving at the first quarantine pushed
+    the busiest paths off the best routes (docs/design.md, "Repath")."""
     opts = dict(num_paths=4, spray_unit=1)
-    with Pair(a=opts, b=dict(opts, fault=dict(seed=5, drop=0.25))) as p:
-        before = {s["path"]: s["src_port"] for s in p.ea.path_stats()}
+    with Pair(a=opts, b=dict(opts, fault=dict(seed=5, drop=0.1))) as p:
+        before = [s["src_port"] for s in p.ea.path_stats()]
         _bulk(p, n=4 << 20, seed=9)
         after = p.ea.path_stats()
-        moved = [s for s in after if s["repaths"] > 0]
         assert sum(s["quarantine_count"] for s in after) > 0
-        assert moved, after
-        assert all(s["path"] != 0 for s in moved)
-        assert after[0]["src_port"] == before[0] == p.A.info()["port"]
-        assert any(s["src_port"] != before[s["path"]] for s in moved)
-        assert len({s["src_port"] for s in after}) == 4  # still four distinct ports
-        # moved paths carry traffic again on their new ports
-        _bulk(p, n=1 << 20, seed=10)
-        assert any(s["tx_packets"] > m["tx_packets"]
-                   for s, m in zip(p.ea.path_stats(), after) if m["repaths"])
+        assert [s["repaths"] for s in after] == [0, 0, 0, 0]
+        assert [s["src_port"] for s in after] == before
 
 
 def test_stats__duplicates_under_dup_faults():

@@ -179,6 +179,14 @@ RT_API const char *rt_opcode_str(uint32_t opcode);
 /** Optional log sink: level 0=debug 1=info 2=warning 3=error. */
 typedef void (*rt_log_fn)(int level, const char *msg, void *arg);
 RT_API void rt_set_log(rt_log_fn fn, void *arg);
+/**
+ * rt_set_log_level() - drop messages below @min_level before they are
+ * formatted or reach the sink (default 0: all).  The sink may be called
+ * from the progress thread with the engine's lock held, so a sink that
+ * must first take another lock (a Python callback needs the GIL) should
+ * see only the levels its user wants.
+ */
+RT_API void rt_set_log_level(int min_level);
 
 /* ---------------------------------------------------------------- context */
 
