@@ -445,3 +445,34 @@ def test_completion__equality_and_match(ctx):
     assert matched
     assert pickle.loads(pickle.dumps(rt.Completion(1, rt.Opcode.SEND, rt.Status.SUCCESS, 8, None, None, 1))) \
         == rt.Completion(1, rt.Opcode.SEND, rt.Status.SUCCESS, 8, None, None, 1)
+
+
+def test_log__c_messages_filtered_by_the_logger_level(caplog):
+    """C messages reach logging.getLogger("rtransport") at the level the
+    logger is set to when a Context is created, and are dropped in C below
+    it (the sink runs with the engine's lock held and needs the GIL)."""
+    import logging
+    from rtransport import core
+    lg = logging.getLogger("rtransport")
+    old = lg.level
+    try:
+        lg.setLevel(logging.WARNING)
+        assert core._c_log_level() == 2
+        with caplog.at_level(logging.WARNING, logger="rtransport"):
+            with rt.Context():
+                pass
+        assert not [r for r in caplog.records if r.getMessage().startswith("context ")]
+        caplog.clear()
+        lg.setLevel(logging.DEBUG)
+        assert core._c_log_level() == 0
+        with caplog.at_level(logging.DEBUG, logger="rtransport"):
+            with rt.Context():
+                pass
+        c_msgs = [r for r in caplog.records if r.getMessage().startswith("context ")]
+        assert c_msgs and c_msgs[0].levelno == logging.DEBUG
+        lg.setLevel(logging.CRITICAL)
+        assert core._c_log_level() == 4
+    finally:
+        lg.setLevel(old)
+        with rt.Context():
+            pass  # leave the C filter as the logger says
