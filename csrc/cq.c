@@ -156,6 +156,7 @@ int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us)
 		timeout_us = 0;
 	uint64_t start = rt_now_us();
 	uint64_t deadline = start + (uint64_t)timeout_us;
+	uint32_t sig = __atomic_load_n(&cq->signals, __ATOMIC_ACQUIRE);
 	int k = cq_try(cq, wc, n);
 	if (k)
 		return k;
@@ -172,17 +173,18 @@ int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us)
 		if (k)
 			break;
 		uint64_t now = rt_now_us();
-		if (now >= spin_until)
+		if (now >= spin_until || __atomic_load_n(&cq->signals, __ATOMIC_ACQUIRE) != sig)
 			break;
 	}
 	rt_engine_app_leave(ctx);
-	if (k || ctx->cfg.progress == RT_PROGRESS_MANUAL)
+	if (k || ctx->cfg.progress == RT_PROGRESS_MANUAL ||
+	    __atomic_load_n(&cq->signals, __ATOMIC_ACQUIRE) != sig)
 		return k;
 	/* phase 2: sleep; the progress thread runs the protocol */
 	rt_engine_app_block(ctx);
 	pthread_mutex_lock(&cq->lock);
 	cq->waiters++;
-	while (!cq->count) {
+	while (!cq->count && cq->signals == sig) {
 		uint64_t now = rt_now_us();
 		if (now >= deadline)
 			break;
@@ -203,6 +205,17 @@ int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us)
 	k = cq_take(cq, wc, n);
 	pthread_mutex_unlock(&cq->lock);
 	return k;
+}
+
+int rt_cq_signal(rt_cq *cq)
+{
+	if (!cq)
+		return rt_seterr(RT_ERR_INVAL, "rt_cq_signal: queue is NULL");
+	pthread_mutex_lock(&cq->lock);
+	__atomic_add_fetch(&cq->signals, 1, __ATOMIC_RELEASE);
+	pthread_cond_broadcast(&cq->cond);
+	pthread_mutex_unlock(&cq->lock);
+	return RT_OK;
 }
 
 uint64_t rt_cq_depth(rt_cq *cq)

@@ -77,6 +77,7 @@ struct rt_cq {
 	struct rt_wc *ring;
 	uint32_t cap, head, count;
 	uint32_t waiters;
+	uint32_t signals; /* rt_cq_signal() calls: waiters return when it moves */
 	uint32_t users;   /* endpoints reporting here */
 	bool owned;       /* created implicitly by an endpoint */
 	struct rt_cq *next;

@@ -187,6 +187,7 @@ int rt_cq_create(rt_ctx *ctx, rt_cq **out);
 int rt_cq_destroy(rt_cq *cq);
 int rt_cq_poll(rt_cq *cq, struct rt_wc *wc, int n);
 int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us);
+int rt_cq_signal(rt_cq *cq);
 uint64_t rt_cq_depth(rt_cq *cq);
 
 int rt_ep_create(rt_ctx *ctx, rt_cq *cq, rt_ep **out);

@@ -1074,6 +1074,7 @@ class CompletionQueue(_Resource):
         self._pumping = False  # a thread is inside rt_cq_wait (see _drive)
         self._followers = 0    # threads waiting in _drive for the one inside
         self._active = 0       # threads inside rt_cq_poll/rt_cq_wait
+        self._signals = 0      # signal() calls: wait() returns when this moves
         ctx._cqs.add(self)
 
     @property
@@ -1265,6 +1266,7 @@ class CompletionQueue(_Resource):
         if timeout <= 0:
             return self.poll(n)
         deadline = time.monotonic() + timeout
+        sig = self._signals
         while True:
             if backlog:  # queued for us by another thread's helper meanwhile
                 return self._take_backlog(n)
@@ -1293,19 +1295,33 @@ class CompletionQueue(_Resource):
                     if out:
                         return out
                     timeout = deadline - time.monotonic()
-                    if timeout <= 0:
+                    if timeout <= 0 or self._signals != sig:
                         return self._take_backlog(n)
                     continue
             self._check()
             out = self._take_backlog(n)
             if out:
                 return out
-            user = self._drive(lambda: bool(backlog), deadline, n, collect=True)
+            user = self._drive(lambda: bool(backlog) or self._signals != sig, deadline, n,
+                               collect=True)
             if user:
                 return user
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or self._signals != sig:
                 return self._take_backlog(n)
             timeout = deadline - time.monotonic()
+
+    def signal(self) -> None:
+        """Make every thread now blocked in :meth:`wait` on this queue
+        return at once, with what is available (possibly ``[]``), like
+        libfabric's ``fi_cq_signal``.  Waits that start later are not
+        affected.  Meant for shutting a waiting thread down from another
+        one; :meth:`close` does it too."""
+        cond = self._cond
+        with cond:
+            p = self._check()
+            self._signals += 1
+            check(lib.rt_cq_signal(p))
+            cond.notify_all()
 
     def __iter__(self):
         """Iterate over completions available now (non-blocking)."""
@@ -1332,8 +1348,10 @@ class CompletionQueue(_Resource):
             if p is None:
                 return
             self._ptr = None  # no new callers from here on
+            self._signals += 1
+            lib.rt_cq_signal(p)  # threads inside rt_cq_wait return now
             cond.notify_all()
-            # Threads already inside rt_cq_wait leave within one wait slice.
+            # (and at worst within one wait slice)
             limit = time.monotonic() + 10 * _WAIT_SLICE + 1.0
             while self._active and time.monotonic() < limit:
                 cond.wait(_WAIT_SLICE)

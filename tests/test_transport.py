@@ -5,6 +5,7 @@ statistics and object lifetime."""
 from __future__ import annotations
 
 import socket
+import time
 
 import numpy as np
 import pytest
@@ -875,6 +876,69 @@ def test_cq_wait__context_closed_by_another_thread():
     th.join(10)
     assert not th.is_alive(), "cq.wait() hangs after its context was closed"
     assert isinstance(result["r"], rt.ClosedError) or result["r"] == []
+
+
+@pytest.mark.parametrize("progress", ["thread", "manual"])
+def test_cq_signal__wakes_a_blocked_waiter(progress):
+    """signal() makes a thread blocked in wait() return [] long before its
+    (60 s) timeout; the queue stays usable and a wait that starts after
+    the signal waits for a completion as usual."""
+    import threading
+    with Pair(a=dict(progress=progress), b=dict(progress=progress)) as p:
+        cq = p.eb.cq
+        result = {}
+        entered = threading.Event()
+
+        def waiter():
+            entered.set()
+            result["r"] = cq.wait(timeout=60)
+
+        th = threading.Thread(target=waiter)
+        th.start()
+        entered.wait(10)
+        # signal repeatedly until the waiter has really gone to sleep and
+        # been woken (a signal before its wait() starts does not count)
+        deadline = time.monotonic() + 20
+        while th.is_alive() and time.monotonic() < deadline:
+            cq.signal()
+            th.join(0.2)
+        assert not th.is_alive(), "wait() did not return after signal()"
+        assert result["r"] == []
+        dst = np.zeros(10, np.uint8)
+        p.eb.post_recv(p.B.register(dst), wr_id=4)
+        cq.signal()  # before the wait below: must not cut it short
+        p.ea.post_send(p.a2b, p.A.register(rand_bytes(10, 3)), wr_id=5)
+        got = cq.wait(timeout=30)
+        assert [c.wr_id for c in got] == [4]
+
+
+@pytest.mark.parametrize("progress", ["thread", "manual"])
+def test_rt_cq_signal__wakes_rt_cq_wait_in_c(progress):
+    """The C call itself returns: a thread inside rt_cq_wait() with a 30 s
+    timeout comes back with 0 after rt_cq_signal() (no Python slices)."""
+    import threading
+    with rt.Context(progress=progress) as ctx:
+        cq = ctx.completion_queue()
+        wc = rt.ffi.new("struct rt_wc[]", 4)
+        result = {}
+        th = threading.Thread(target=lambda: result.setdefault(
+            "r", rt.lib.rt_cq_wait(cq._ptr, wc, 4, 30_000_000)))
+        th.start()
+        deadline = time.monotonic() + 20
+        while th.is_alive() and time.monotonic() < deadline:
+            assert rt.lib.rt_cq_signal(cq._ptr) == 0
+            th.join(0.2)
+        assert not th.is_alive(), "rt_cq_wait() did not return after rt_cq_signal()"
+        assert result["r"] == 0
+
+
+def test_cq_signal__closed_queue_and_null():
+    ctx = rt.Context()
+    cq = ctx.completion_queue()
+    ctx.close()
+    with pytest.raises(rt.ClosedError):
+        cq.signal()
+    assert rt.lib.rt_cq_signal(rt.ffi.NULL) == rt.lib.RT_ERR_INVAL
 
 
 def test_context_close__with_outstanding_work_does_not_hang(silent_socket):

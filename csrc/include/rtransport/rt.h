@@ -265,11 +265,19 @@ RT_API int rt_cq_destroy(rt_cq *cq);
 /** Take up to @n completions without blocking; returns how many. */
 RT_API int rt_cq_poll(rt_cq *cq, struct rt_wc *wc, int n);
 /**
- * rt_cq_wait() - wait until at least one completion is available or
- * @timeout_us passes (negative = 0).  Returns the count taken (0 on
- * timeout, never blocks longer than the timeout).
+ * rt_cq_wait() - wait until at least one completion is available,
+ * @timeout_us passes (negative = 0), or rt_cq_signal() is called.
+ * Returns the count taken (0 on timeout or signal; never blocks longer
+ * than the timeout).
  */
 RT_API int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us);
+/**
+ * rt_cq_signal() - make every rt_cq_wait() on @cq that is blocked or
+ * spinning now return at once (with what the queue holds, possibly 0),
+ * like libfabric's fi_cq_signal().  Waits that start later are not
+ * affected.  For shutdown from another thread.
+ */
+RT_API int rt_cq_signal(rt_cq *cq);
 /** Completions waiting in the queue. */
 RT_API uint64_t rt_cq_depth(rt_cq *cq);
 
