@@ -108,6 +108,9 @@ def rt_serve(args) -> dict:
         ctl = np.zeros(64, dtype=np.uint8)
         cmr = ctx.register(ctl, rt.Access.LOCAL_WRITE)
         ep.post_recv(cmr, 0, 64, wr_id=1)
+        sent_file = os.path.join(args.dir, "sent")
+        if os.path.exists(sent_file):
+            os.unlink(sent_file)  # left by an earlier run in the same --dir
         put_file(os.path.join(args.dir, "server"), ep.address + mr.descriptor())
         deadline = time.monotonic() + args.max_seconds
         while time.monotonic() < deadline:
@@ -125,7 +128,7 @@ def rt_serve(args) -> dict:
                                            "engine_loops")}
                 res = {"ok": got_crc == want_crc, "bit_exact": got_crc == want_crc,
                        "bytes": sent, "stats": ep.stats(), "io": io}
-                linger(ep, os.path.join(args.dir, "sent"), args.timeout_ms / 1000 + 2)
+                linger(ep, sent_file, args.timeout_ms / 1000 + 2)
                 return res
         return {"ok": False, "error": "no final message before --max-seconds"}
 

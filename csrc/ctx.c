@@ -213,6 +213,8 @@ int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info)
 	info->rx_syscalls = ctx->io.rx_syscalls;
 	info->rx_datagrams = ctx->io.rx_datagrams;
 	info->rx_segments = ctx->io.rx_segments;
+	info->tx_bundles = ctx->io.tx_bundles;
+	info->rx_bundles = ctx->io.rx_bundles;
 	info->engine_loops = ctx->io.loops;
 	if (!info->if_mtu) {
 		struct rt_ctx_info tmp;

@@ -2,7 +2,8 @@
 /*
  * Deterministic fault injection, applied to every received datagram
  * before the protocol sees it (the kernel here has no netem).  A seeded
- * xoshiro256** generator decides, per packet and in order: drop,
+ * xoshiro256** generator decides, per datagram (a bundle of packets is
+ * one datagram, as on a network) and in order: drop,
  * corrupt (flip one byte), duplicate, delay or reorder.  Delayed and
  * reordered packets are copied and released by the engine later, which
  * reorders them relative to the packets that follow.  The same seed and

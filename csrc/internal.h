@@ -39,6 +39,9 @@
 #define RT_GSO_MAX_SEGS 64
 #define RT_GSO_MAX_BYTES 65000u
 #define RT_BUNDLE_MAX 16          /* packets coalesced into one plain datagram */
+#define RT_BUNDLE_MAX_BYTES 1472u /* and its size: fits any IPv4 path of MTU >= 1500 */
+#define RT_BUNDLE_ID_OFF 8        /* common header bytes 8..31 (dst_ep, src_ep, */
+#define RT_BUNDLE_ID_LEN 24       /* dst_nonce, src_nonce): equal in a bundle */
 #define RT_RX_BATCH 32
 #define RT_ACK_RECENT 16          /* newest received runs an ACK reports first */
 #define RT_TXQ_PKTS 2048          /* packets per tx flush */
@@ -298,9 +301,9 @@ struct rt_io {
 	struct iovec rx_iov[RT_RX_BATCH];
 	struct sockaddr_in rx_from[RT_RX_BATCH];
 	uint8_t rx_ctrl[RT_RX_BATCH][64];
-	bool rx_batch;
+	bool rx_batch;                   /* last receive found data: recvmmsg() next */
 	uint64_t repath_req[RT_MAX_PATHS / 64]; /* paths to move to a new source port */
-	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */                   /* last receive found data: recvmmsg() next */
+	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */
 	/* tx scratch */
 	struct iovec *tx_iov;
 	struct mmsghdr *tx_msgs;
@@ -309,6 +312,7 @@ struct rt_io {
 	uint32_t *tx_count;              /* packets in each mmsghdr */
 	uint64_t tx_syscalls, rx_syscalls, tx_eagain;
 	uint64_t tx_datagrams, tx_segments, rx_datagrams, rx_segments, loops;
+	uint64_t tx_bundles, rx_bundles;
 };
 
 /* ------------------------------------------------------------- fault */

@@ -161,9 +161,14 @@ void rt_io_repath(rt_ctx *ctx)
 			uint16_t old_port = io->ports[idx];
 			char addr[INET_ADDRSTRLEN];
 			inet_ntop(AF_INET, &io->local[idx].sin_addr, addr, sizeof(addr));
+			/* this runs inside whichever call drives the engine: keep
+			 * that caller's error text if the new socket fails */
+			char saved[256];
+			snprintf(saved, sizeof(saved), "%s", rt_last_error());
 			if (open_sock(ctx, addr, 0, false, idx) != RT_OK) {
 				rt_log(2, "path %d: no new source port (%s); keeping %u", idx,
 				       rt_last_error(), old_port);
+				rt_seterr(RT_OK, "%s", saved);
 				continue;
 			}
 			close(old);
@@ -409,8 +414,11 @@ void rt_io_flush(rt_ctx *ctx, uint64_t now)
 			while (i + cnt < q->n && cnt < RT_GSO_MAX_SEGS) {
 				struct rt_txq_pkt *pn = &q->pkts[i + cnt];
 				uint32_t l = pn->hdr_len + pn->pay_len;
-				/* all segments full size except possibly the last */
-				if (!same_flow(p0, pn) || l > seg || total + l > RT_GSO_MAX_BYTES)
+				/* all segments full size except possibly the last,
+				 * which may be shorter after two full ones (a lone
+				 * packet and a short one are a bundle instead) */
+				if (!same_flow(p0, pn) || l > seg || total + l > RT_GSO_MAX_BYTES ||
+				    (l < seg && cnt < 2))
 					break;
 				total += l;
 				cnt++;
@@ -420,17 +428,25 @@ void rt_io_flush(rt_ctx *ctx, uint64_t now)
 		}
 		bool gso = cnt > 1;
 		if (!gso) {
-			/* bundle: the packets that follow on the same flow ride in
-			 * this datagram while it fits the MTU (a reply's held ACK) */
+			/* bundle: the packets that follow on the same flow, between
+			 * the same two endpoints, ride in this datagram while it
+			 * stays small (a reply's held ACK); the receiver enforces
+			 * the same limits (rt_rx_datagram) */
 			uint32_t lim = ctx->cfg.mtu - RT_IPUDP_OVERHEAD;
+			if (lim > RT_BUNDLE_MAX_BYTES)
+				lim = RT_BUNDLE_MAX_BYTES;
 			while (i + cnt < q->n && cnt < RT_BUNDLE_MAX) {
 				struct rt_txq_pkt *pn = &q->pkts[i + cnt];
 				uint32_t l = pn->hdr_len + pn->pay_len;
-				if (!same_flow(p0, pn) || total + l > lim)
+				if (!same_flow(p0, pn) || total + l > lim ||
+				    memcmp(p0->hdr + RT_BUNDLE_ID_OFF, pn->hdr + RT_BUNDLE_ID_OFF,
+					   RT_BUNDLE_ID_LEN) != 0)
 					break;
 				total += l;
 				cnt++;
 			}
+			if (cnt > 1)
+				io->tx_bundles++;
 		}
 		struct msghdr *mh = &io->tx_msgs[nmsg].msg_hdr;
 		memset(mh, 0, sizeof(*mh));
@@ -503,7 +519,7 @@ void rt_io_flush(rt_ctx *ctx, uint64_t now)
 				break;
 			}
 			/* a permanent error for this datagram: report and skip it */
-			rt_log(2, "sendmmsg on path %u: %s", path, strerror(e));
+			rt_log(2, "send on path %u: %s", path, strerror(e));
 			fail_range(ctx, m + done, 1);
 			done++;
 		}

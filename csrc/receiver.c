@@ -641,25 +641,34 @@ static void send_ack(struct rt_peer *p, uint64_t now, int path)
 /*
  * rt_rx_datagram() - receive one UDP datagram: one packet, or several
  * packets back to back (protocol.md section 1: a sender bundles a small
- * packet, typically an ACK, with the packets before it on the same path).
- * The common headers' len fields must tile the datagram exactly; when they
- * do not, the datagram goes to rt_rx_packet() whole and is counted as
- * malformed, so a padded or cut datagram delivers nothing.
+ * packet, typically an ACK, with the packet before it on the same path).
+ * A bundle must tile the datagram exactly (the common headers' len
+ * fields), hold at most RT_BUNDLE_MAX packets in at most
+ * RT_BUNDLE_MAX_BYTES, and every packet must name the same two endpoints
+ * (header bytes 8..31), so one datagram can create at most one peer and
+ * provoke at most RT_BUNDLE_MAX small replies.  Otherwise the datagram
+ * goes to rt_rx_packet() whole and is counted as one malformed packet:
+ * a padded, cut or oversized datagram delivers nothing.
  */
 void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len, const struct sockaddr_in *from,
 		    uint8_t tos, uint64_t rx_ts, uint64_t now)
 {
 	uint32_t off = 0, n = 0;
+	bool ok = true;
 	while (len - off >= RT_HDR_SIZE) {
+		if (n && memcmp(dg + off + RT_BUNDLE_ID_OFF, dg + RT_BUNDLE_ID_OFF,
+				RT_BUNDLE_ID_LEN) != 0)
+			ok = false;
 		off += RT_HDR_SIZE + rt_get16(dg + off + 34);
 		n++;
-		if (off >= len)
+		if (off >= len || n > RT_BUNDLE_MAX)
 			break;
 	}
-	if (n < 2 || off != len) {
+	if (n < 2 || off != len || !ok || n > RT_BUNDLE_MAX || len > RT_BUNDLE_MAX_BYTES) {
 		rt_rx_packet(ctx, dg, len, from, tos, rx_ts, now);
 		return;
 	}
+	ctx->io.rx_bundles++;
 	for (off = 0; off < len;) {
 		uint32_t l = RT_HDR_SIZE + rt_get16(dg + off + 34);
 		rt_rx_packet(ctx, dg + off, l, from, tos, rx_ts, now);

@@ -165,6 +165,8 @@ struct rt_ctx_info {
 	uint64_t rx_datagrams;
 	uint64_t rx_segments;
 	uint64_t engine_loops;
+	uint64_t tx_bundles;
+	uint64_t rx_bundles;
 	...;
 };
 

@@ -659,6 +659,43 @@ def _bulk(p, n=1 << 20, seed=51):
     assert np.array_equal(src, dst)
 
 
+@pytest.mark.parametrize("gso", ["on", "off"])
+def test_bundle__reply_carries_the_held_ack(gso):
+    """A reply posted right after its request completed leaves in one
+    datagram with the ACK of the request (a bundle), with and without UDP
+    GSO; the other side splits it and both messages complete exactly."""
+    opts = dict(progress="manual", gso=gso)
+    with Pair(a=opts, b=opts) as p:
+        rounds = 20
+        dsta, dstb = np.zeros(64 * rounds, np.uint8), np.zeros(64 * rounds, np.uint8)
+        ma, mb = p.A.register(dsta), p.B.register(dstb)
+        src = rand_bytes(64 * rounds, 21)
+        ms_a, ms_b = p.A.register(src), p.B.register(src.copy())
+        for i in range(rounds):
+            p.ea.post_recv(ma, 64 * i, 64, wr_id=i)
+            p.eb.post_recv(mb, 64 * i, 64, wr_id=i)
+        b2a = None
+        for i in range(rounds):
+            p.ea.post_send(p.a2b, ms_a, 64 * i, 64, wr_id=100 + i)
+            c = None
+            end = time.monotonic() + 10
+            while c is None and time.monotonic() < end:
+                c = next((x for x in p.eb.cq.poll() if x.opcode == O.RECV), None)
+            assert c is not None and c.wr_id == i
+            b2a = c.peer
+            p.eb.post_send(b2a, ms_b, 64 * i, 64, wr_id=200 + i)  # at once: the ACK waits
+            got = []
+            end = time.monotonic() + 10
+            while not any(x.opcode == O.RECV for x in got) and time.monotonic() < end:
+                got += p.ea.cq.poll()
+                p.eb.cq.poll()
+            assert any(x.opcode == O.RECV and x.wr_id == i for x in got), got
+        assert np.array_equal(dsta, src) and np.array_equal(dstb, src)
+        ia, ib = p.A.info(), p.B.info()
+        assert ib["tx_bundles"] > 0, ib
+        assert ia["rx_bundles"] > 0, ia
+
+
 def test_stats__retransmits_under_drop_faults():
     with Pair(b=dict(fault=dict(seed=1, drop=0.1))) as p:
         _bulk(p)

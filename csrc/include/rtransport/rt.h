@@ -207,14 +207,16 @@ struct rt_ctx_info {
 	char bind_addr[64];
 	char cc[16];
 	/* I/O counters since creation (where the CPU goes) */
-	uint64_t tx_syscalls;     /* sendmmsg calls */
+	uint64_t tx_syscalls;     /* sendmmsg/sendmsg calls */
 	uint64_t tx_datagrams;    /* msghdrs: one GSO super-datagram counts once */
 	uint64_t tx_segments;     /* packets on the wire */
 	uint64_t tx_eagain;       /* sends refused by a full socket buffer */
-	uint64_t rx_syscalls;     /* recvmmsg calls that returned data */
+	uint64_t rx_syscalls;     /* recvmmsg/recvmsg calls that returned data */
 	uint64_t rx_datagrams;    /* datagrams returned (a GRO batch counts once) */
 	uint64_t rx_segments;     /* packets after splitting GRO batches */
 	uint64_t engine_loops;    /* progress iterations */
+	uint64_t tx_bundles;      /* datagrams that carried more than one packet */
+	uint64_t rx_bundles;      /* received datagrams split into several packets */
 };
 
 /**
