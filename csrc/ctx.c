@@ -50,6 +50,11 @@ static int check_config(const struct rt_config *c)
 				 "or 1 (one window per path)");
 	if (c->spray_unit > 1)
 		return rt_seterr(RT_ERR_INVAL, "config: spray_unit must be 0 (GSO batch) or 1 (packet)");
+	if (c->fault_routes > 64)
+		return rt_seterr(RT_ERR_INVAL, "config: fault_routes=%u is over 64", c->fault_routes);
+	if (c->fault_routes && c->fault_routes < 64 && (c->fault_dead_routes >> c->fault_routes))
+		return rt_seterr(RT_ERR_INVAL, "config: fault_dead_routes names a route >= "
+				 "fault_routes (%u)", c->fault_routes);
 	if (c->fault_delay_us > 10000000)
 		return rt_seterr(RT_ERR_INVAL, "config: fault_delay_us=%u is over 10 s",
 				 c->fault_delay_us);

@@ -7,7 +7,9 @@
  * corrupt (flip one byte), duplicate, delay or reorder.  Delayed and
  * reordered packets are copied and released by the engine later, which
  * reorders them relative to the packets that follow.  The same seed and
- * the same arrival order give the same decisions.
+ * the same arrival order give the same decisions.  Before that, an ECMP
+ * model (fault_routes, fault_dead_routes) drops every datagram whose
+ * source address and port hash onto a dead route: a blackholed spine.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +42,10 @@ void rt_fault_init(struct rt_fault *f, const struct rt_config *cfg)
 	f->delay = cfg->fault_delay;
 	f->corrupt = cfg->fault_corrupt;
 	f->delay_us = cfg->fault_delay_us;
-	f->enabled = f->drop > 0 || f->dup > 0 || f->reorder > 0 || f->delay > 0 || f->corrupt > 0;
+	f->routes = cfg->fault_routes;
+	f->dead_routes = f->routes ? cfg->fault_dead_routes : 0;
+	f->enabled = f->drop > 0 || f->dup > 0 || f->reorder > 0 || f->delay > 0 || f->corrupt > 0 ||
+		     f->dead_routes;
 	uint64_t z = cfg->fault_seed;
 	for (int i = 0; i < 4; i++) { /* splitmix64 seeding */
 		z += 0x9E3779B97F4A7C15ull;
@@ -84,6 +89,22 @@ static void hold(struct rt_fault *f, const uint8_t *pkt, uint32_t len,
 	f->held_bytes += len;
 }
 
+/*
+ * rt_fault_route() - the route an ECMP switch would give a datagram from
+ * @from (source address and port; the destination is this context): a
+ * fixed 64-bit mix modulo f->routes.  A new source port is a new draw.
+ */
+uint32_t rt_fault_route(const struct rt_fault *f, const struct sockaddr_in *from)
+{
+	uint64_t x = ((uint64_t)ntohl(from->sin_addr.s_addr) << 16) ^ ntohs(from->sin_port);
+	x ^= x >> 33;
+	x *= 0xFF51AFD7ED558CCDull;
+	x ^= x >> 33;
+	x *= 0xC4CEB9FE1A85EC53ull;
+	x ^= x >> 33;
+	return f->routes ? (uint32_t)(x % f->routes) : 0;
+}
+
 /* Count an injected fault against the endpoint the packet is addressed to. */
 static struct rt_ep_stats *stats_for(rt_ctx *ctx, const uint8_t *pkt, uint32_t len)
 {
@@ -98,6 +119,11 @@ void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
 {
 	struct rt_fault *f = &ctx->fault;
 	struct rt_ep_stats *st = stats_for(ctx, pkt, len);
+	if (f->dead_routes && (f->dead_routes >> rt_fault_route(f, from)) & 1) {
+		if (st)
+			st->fault_drops++; /* a dead route: no random draw */
+		return;
+	}
 	/* draw every decision for every packet so schedules stay aligned */
 	double u_drop = xuniform(f), u_cor = xuniform(f), u_dup = xuniform(f);
 	double u_del = xuniform(f), u_reo = xuniform(f);

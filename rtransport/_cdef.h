@@ -121,6 +121,8 @@ struct rt_config {
 	double fault_delay;
 	uint32_t fault_delay_us;
 	double fault_corrupt;
+	uint32_t fault_routes;
+	uint64_t fault_dead_routes;
 	...;
 };
 

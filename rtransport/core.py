@@ -283,12 +283,27 @@ class FaultConfig:
     delay: float | None = None
     delay_us: int | None = None
     corrupt: float | None = None
+    #: ECMP model: a datagram's route is a hash of its source address and
+    #: port modulo ``routes``; routes listed in ``dead_routes`` drop
+    #: everything (a blackholed spine, without root or namespaces)
+    routes: int | None = None
+    dead_routes: "list[int] | int | None" = None
 
     def to_config(self) -> dict:
         """The corresponding ``fault_*`` config fields (None left out)."""
-        return {f"fault_{f.name}": getattr(self, f.name)
-                for f in dataclasses.fields(self)
-                if getattr(self, f.name) is not None}
+        out = {f"fault_{f.name}": getattr(self, f.name)
+               for f in dataclasses.fields(self)
+               if getattr(self, f.name) is not None}
+        dead = out.get("fault_dead_routes")
+        if dead is not None and not isinstance(dead, int):
+            mask = 0
+            for r in dead:
+                if type(r) is not int or not 0 <= r < 64:
+                    raise InvalidArgument(f"fault dead_routes: {r!r} is not a route "
+                                          "number in [0, 64)")
+                mask |= 1 << r
+            out["fault_dead_routes"] = mask
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "FaultConfig":

@@ -4,6 +4,7 @@ statistics and object lifetime."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 
@@ -737,6 +738,67 @@ def test_path_repath__random_loss_quarantines_but_does_not_move_paths():
         assert sum(s["quarantine_count"] for s in after) > 0
         assert [s["repaths"] for s in after] == [0, 0, 0, 0]
         assert [s["src_port"] for s in after] == before
+
+
+def _fault_route(ip: str, port: int, routes: int) -> int:
+    """Python copy of rt_fault_route() (csrc/fault.c)."""
+    m = (1 << 64) - 1
+    x = (int.from_bytes(socket.inet_aton(ip), "big") << 16) ^ port
+    x ^= x >> 33
+    x = (x * 0xFF51AFD7ED558CCD) & m
+    x ^= x >> 33
+    x = (x * 0xC4CEB9FE1A85EC53) & m
+    x ^= x >> 33
+    return x % routes
+
+
+def test_path_repath__dead_route_moves_paths_to_live_ones():
+    """The fault layer's ECMP model with one of four routes dead (a
+    blackholed spine, no root needed): the path whose source port hashes
+    onto it delivers nothing, is quarantined twice and moves to a new
+    source port; the transfer completes exact and no socket leaks."""
+    with rt.Context(num_paths=8) as A:
+        ea = A.endpoint()
+        ports = {s["path"]: s["src_port"] for s in ea.path_stats()}
+        dead = _fault_route("127.0.0.1", ports[1], 4)
+        fault = dict(routes=4, dead_routes=[dead])
+        with rt.Context(num_paths=8, fault=fault) as B:
+            eb = B.endpoint()
+            a2b = ea.connect(eb.address)
+            fds = len(os.listdir("/proc/self/fd"))
+            n = 4 << 20
+            src, dst = rand_bytes(n, 31), np.zeros(n, np.uint8)
+            ms, md = A.register(src), B.register(dst)
+            # transfers until path 1 has been quarantined twice (20 ms, then
+            # probation) and moved; each one must be exact
+            end = time.monotonic() + 30
+            for k in range(200):
+                dst[:] = 0
+                eb.post_recv(md, wr_id=1)
+                ea.post_send(a2b, ms, wr_id=2)
+                check_comp(collect_exactly(ea.cq, 1, 60)[0], wr_id=2, byte_len=n)
+                check_comp(collect_exactly(eb.cq, 1, 60)[0], wr_id=1, byte_len=n)
+                assert np.array_equal(src, dst)
+                if ea.path_stats()[1]["repaths"] or time.monotonic() > end:
+                    break
+            after = {s["path"]: s for s in ea.path_stats()}
+            assert after[1]["repaths"] >= 1, after[1]
+            assert after[1]["src_port"] != ports[1]
+            assert eb.stats()["fault_drops"] > 0
+            # every path on a live route at the start kept its port
+            for i, port in ports.items():
+                if i and _fault_route("127.0.0.1", port, 4) != dead:
+                    assert after[i]["repaths"] == 0 and after[i]["src_port"] == port
+            assert len(os.listdir("/proc/self/fd")) == fds  # old sockets closed
+
+
+def test_fault_routes__validation():
+    with pytest.raises(rt.InvalidArgument, match="fault_routes"):
+        rt.Context(fault=dict(routes=65, dead_routes=[1]))
+    with pytest.raises(rt.InvalidArgument, match="fault_dead_routes"):
+        rt.Context(fault=dict(routes=4, dead_routes=[5]))
+    with pytest.raises(rt.InvalidArgument, match="dead_routes"):
+        rt.Context(fault=dict(routes=4, dead_routes=[-1]))
 
 
 def test_stats__duplicates_under_dup_faults():

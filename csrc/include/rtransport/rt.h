@@ -164,6 +164,12 @@ struct rt_config {
 	double fault_delay;       /* probability a packet is delayed */
 	uint32_t fault_delay_us;  /* how long delayed/reordered packets wait */
 	double fault_corrupt;     /* probability one bit is flipped (enables checksum) */
+	/* a model of an ECMP fabric with failed links: a datagram's route is a
+	 * hash of its source address and port modulo fault_routes (0 = off,
+	 * at most 64); datagrams on a route whose bit is set in
+	 * fault_dead_routes are dropped, as by a blackholed spine */
+	uint32_t fault_routes;
+	uint64_t fault_dead_routes;
 };
 
 /** Fill *cfg with defaults. */
