@@ -90,11 +90,11 @@ static void hold(struct rt_fault *f, const uint8_t *pkt, uint32_t len,
 }
 
 /*
- * rt_fault_route() - the route an ECMP switch would give a datagram from
+ * fault_route() - the route an ECMP switch would give a datagram from
  * @from (source address and port; the destination is this context): a
  * fixed 64-bit mix modulo f->routes.  A new source port is a new draw.
  */
-uint32_t rt_fault_route(const struct rt_fault *f, const struct sockaddr_in *from)
+static uint32_t fault_route(const struct rt_fault *f, const struct sockaddr_in *from)
 {
 	uint64_t x = ((uint64_t)ntohl(from->sin_addr.s_addr) << 16) ^ ntohs(from->sin_port);
 	x ^= x >> 33;
@@ -119,7 +119,7 @@ void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
 {
 	struct rt_fault *f = &ctx->fault;
 	struct rt_ep_stats *st = stats_for(ctx, pkt, len);
-	if (f->dead_routes && (f->dead_routes >> rt_fault_route(f, from)) & 1) {
+	if (f->dead_routes && (f->dead_routes >> fault_route(f, from)) & 1) {
 		if (st)
 			st->fault_drops++; /* a dead route: no random draw */
 		return;

@@ -395,7 +395,6 @@ RT_HIDDEN void rt_fault_input(rt_ctx *ctx, uint8_t *pkt, uint32_t len,
 			      const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
 			      uint64_t now);
 RT_HIDDEN int rt_fault_release(rt_ctx *ctx, uint64_t now);
-RT_HIDDEN uint32_t rt_fault_route(const struct rt_fault *f, const struct sockaddr_in *from);
 RT_HIDDEN uint64_t rt_fault_next_us(const struct rt_fault *f);
 
 /* receiver.c */

@@ -1331,12 +1331,14 @@ class CompletionQueue(_Resource):
         libfabric's ``fi_cq_signal``.  Waits that start later are not
         affected.  Meant for shutting a waiting thread down from another
         one; :meth:`close` does it too."""
-        cond = self._cond
-        with cond:
-            p = self._check()
-            self._signals += 1
-            check(lib.rt_cq_signal(p))
-            cond.notify_all()
+        with self._cond:
+            self._signal_locked(self._check())
+
+    def _signal_locked(self, p) -> None:
+        """signal() with self._cond held and p the queue's C pointer."""
+        self._signals += 1
+        check(lib.rt_cq_signal(p))
+        self._cond.notify_all()
 
     def __iter__(self):
         """Iterate over completions available now (non-blocking)."""
@@ -1363,9 +1365,7 @@ class CompletionQueue(_Resource):
             if p is None:
                 return
             self._ptr = None  # no new callers from here on
-            self._signals += 1
-            lib.rt_cq_signal(p)  # threads inside rt_cq_wait return now
-            cond.notify_all()
+            self._signal_locked(p)  # threads inside rt_cq_wait return now
             # (and at worst within one wait slice)
             limit = time.monotonic() + 10 * _WAIT_SLICE + 1.0
             while self._active and time.monotonic() < limit:

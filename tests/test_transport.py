@@ -741,7 +741,7 @@ def test_path_repath__random_loss_quarantines_but_does_not_move_paths():
 
 
 def _fault_route(ip: str, port: int, routes: int) -> int:
-    """Python copy of rt_fault_route() (csrc/fault.c)."""
+    """Python copy of fault_route() (csrc/fault.c)."""
     m = (1 << 64) - 1
     x = (int.from_bytes(socket.inet_aton(ip), "big") << 16) ^ port
     x ^= x >> 33
