@@ -724,20 +724,28 @@ def test_cc_scope__bulk_exact_under_drop_and_reorder(scope, unit):
         assert a["cwnd_bytes"] > 0
 
 
-def test_path_repath__random_loss_quarantines_but_does_not_move_paths():
+def test_path_repath__random_loss_quarantines_but_rarely_moves_paths():
     """Random loss quarantines paths now and then, but a path moves to a new
     source port only when it is quarantined twice in a row without
-    delivering anything in between (a dead route: the fabric test
-    blackholes a spine for that).  Moving at the first quarantine pushed
-    the busiest paths off the best routes (docs/design.md, "Repath")."""
+    delivering anything in between (a dead route: the fabric test and the
+    dead-route test below show that).  Under random loss that needs the
+    first packet on probation to be lost too, so most quarantines move
+    nothing; moving at every quarantine pushed the busiest paths off the
+    best routes (docs/design.md, "Repath")."""
     opts = dict(num_paths=4, spray_unit=1)
     with Pair(a=opts, b=dict(opts, fault=dict(seed=5, drop=0.1))) as p:
-        before = [s["src_port"] for s in p.ea.path_stats()]
-        _bulk(p, n=4 << 20, seed=9)
-        after = p.ea.path_stats()
-        assert sum(s["quarantine_count"] for s in after) > 0
-        assert [s["repaths"] for s in after] == [0, 0, 0, 0]
-        assert [s["src_port"] for s in after] == before
+        def movable(key):  # path 0 is the receive socket and never moves
+            return sum(s[key] for s in p.ea.path_stats()[1:])
+        end = time.monotonic() + 30
+        for k in range(50):  # enough quarantines for the ratio to mean something
+            _bulk(p, n=4 << 20, seed=9 + k)
+            if movable("quarantine_count") >= 12 or time.monotonic() > end:
+                break
+        quarantines, repaths = movable("quarantine_count"), movable("repaths")
+        assert quarantines >= 12
+        # with the rule, a repath per quarantine happens with about the drop
+        # probability (0.1); moving at every quarantine would give equality
+        assert repaths <= quarantines // 2, (repaths, quarantines)
 
 
 def _fault_route(ip: str, port: int, routes: int) -> int:
