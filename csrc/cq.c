@@ -128,10 +128,11 @@ static void drive(rt_ctx *ctx)
 {
 	/* tell the progress thread an application thread is polling, so it
 	 * backs off instead of competing for the lock and a core */
-	__atomic_store_n(&ctx->app_active_us, rt_now_us(), __ATOMIC_RELAXED);
+	uint64_t now = rt_now_us();
+	__atomic_store_n(&ctx->app_active_us, now, __ATOMIC_RELAXED);
 	if (pthread_mutex_trylock(&ctx->lock) == 0) {
 		if (!ctx->destroying)
-			rt_engine_once(ctx, rt_now_us());
+			rt_engine_once(ctx, now);
 		pthread_mutex_unlock(&ctx->lock);
 	}
 }

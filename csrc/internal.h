@@ -302,6 +302,8 @@ struct rt_io {
 	struct sockaddr_in rx_from[RT_RX_BATCH];
 	uint8_t rx_ctrl[RT_RX_BATCH][64];
 	bool rx_batch;                   /* last receive found data: recvmmsg() next */
+	int64_t clock_off_us;             /* CLOCK_REALTIME - CLOCK_MONOTONIC, us */
+	uint64_t clock_off_at_us;         /* when clock_off_us was measured (0 = never) */
 	uint64_t repath_req[RT_MAX_PATHS / 64]; /* paths to move to a new source port */
 	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */
 	/* tx scratch */

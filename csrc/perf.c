@@ -56,9 +56,11 @@ int rt_perf_pingpong(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t size, uint32
 	uint32_t others = 0;
 	uint64_t tmo = (uint64_t)(timeout_us > 0 ? timeout_us : 10000000) * 1000;
 	int r;
-	/* one receive always posted ahead */
-	if ((r = rt_post_recv(ep, mr, size, size, 1)))
-		return r;
+	/* two receives always posted ahead (both land in the same bytes:
+	 * only one message is in flight at a time) */
+	for (int k = 0; k < 2; k++)
+		if ((r = rt_post_recv(ep, mr, size, size, 1)))
+			return r;
 	for (uint32_t i = 0; i < iters; i++) {
 		uint64_t t0 = now_ns();
 		if (initiator) {
@@ -72,9 +74,11 @@ int rt_perf_pingpong(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t size, uint32
 		} else {
 			if ((r = wait_op(cq, RT_OP_RECV, t0 + tmo, &others)))
 				return r;
-			if ((r = rt_post_recv(ep, mr, size, size, 1)))
-				return r;
+			/* reply first: the next request cannot come before the
+			 * reply arrives, and a second receive is posted anyway */
 			if ((r = rt_post_send(ep, peer, mr, 0, size, 2)))
+				return r;
+			if ((r = rt_post_recv(ep, mr, size, size, 1)))
 				return r;
 		}
 	}
