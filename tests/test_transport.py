@@ -710,8 +710,8 @@ def test_path_pick__lone_messages_stay_on_a_path_bursts_are_sprayed():
         for i in range(rounds):  # one at a time: each starts with nothing in flight
             p.eb.post_recv(md, 64 * i, 64, wr_id=i)
             p.ea.post_send(p.a2b, ms, 64 * i, 64, wr_id=1000 + i)
-            check_comp(collect_exactly(p.ea.cq, 1)[0], wr_id=1000 + i)
-            check_comp(collect_exactly(p.eb.cq, 1)[0], wr_id=i, byte_len=64)
+            check_comp(one(p.ea.cq), wr_id=1000 + i)
+            check_comp(one(p.eb.cq), wr_id=i, byte_len=64)
         lone = [s["tx_packets"] - b for s, b in zip(p.ea.path_stats(), before)]
         assert sum(lone) >= rounds
         # round-robin would use all 16 paths; affinity leaves a path only
