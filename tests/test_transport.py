@@ -714,10 +714,10 @@ def test_path_pick__lone_messages_stay_on_a_path_bursts_are_sprayed():
             check_comp(one(p.eb.cq), wr_id=i, byte_len=64)
         lone = [s["tx_packets"] - b for s, b in zip(p.ea.path_stats(), before)]
         assert sum(lone) >= rounds
-        # round-robin would use all 16 paths; affinity leaves a path only
-        # when its last RTT sample is an outlier
-        assert len([x for x in lone if x]) <= 8, lone
-        assert max(lone) >= rounds // 4, lone
+        # round-robin would put about 4 on each of the 16 paths; affinity
+        # leaves a path only when its last RTT sample is an outlier (and
+        # a tail-loss probe of a slow ACK goes out on another path)
+        assert max(lone) >= rounds // 2, lone
         before = [s["tx_packets"] for s in p.ea.path_stats()]
         p.eb.post_recv(md, wr_id=7)
         p.ea.post_send(p.a2b, ms, wr_id=8)  # 1 MiB: ~700 packets at mtu 1500
