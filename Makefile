@@ -1,5 +1,6 @@
 # Plain C build of the core (the Python package builds the same sources via cffi).
-#   make            -> build/librtransport.so and build/librtransport.a
+#   make            -> build/librtransport.so (-> librtransport.so.0.N) and build/librtransport.a
+#                      (BUILD=DIR puts them, and the objects, in DIR instead)
 #   make test       -> pip install the test extra and run the suite (README's command)
 #   make sanitize   -> rebuild under ASan+UBSan and run the suite with it
 #   make fuzz       -> run the packet-decoder fuzzer for FUZZ_SECONDS (default 60)
@@ -7,20 +8,30 @@ CC ?= gcc
 CFLAGS ?= -O2 -g
 WARN = -Wall -Wextra -Wshadow -Wno-unused-parameter
 RT_CFLAGS = -std=gnu11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -Icsrc/include -Icsrc $(WARN)
+BUILD ?= build
 SRCS = $(sort $(wildcard csrc/*.c))
-OBJS = $(patsubst csrc/%.c,build/obj/%.o,$(SRCS))
+OBJS = $(patsubst csrc/%.c,$(BUILD)/obj/%.o,$(SRCS))
 FUZZ_SECONDS ?= 60
 
-all: build/librtransport.so build/librtransport.a
+all: $(BUILD)/librtransport.so $(BUILD)/librtransport.a
 
-build/obj/%.o: csrc/%.c $(wildcard csrc/*.h) csrc/include/rtransport/rt.h
-	@mkdir -p build/obj
+$(BUILD)/obj/%.o: csrc/%.c $(wildcard csrc/*.h) csrc/include/rtransport/rt.h
+	@mkdir -p $(BUILD)/obj
 	$(CC) $(RT_CFLAGS) $(CFLAGS) -c $< -o $@
 
-build/librtransport.so: $(OBJS)
-	$(CC) -shared -o $@ $(OBJS) -lpthread -lm
+# soname: librtransport.so.0.MINOR while the major version is 0 (a minor
+# version may change the ABI then), librtransport.so.MAJOR from 1.0 on
+RT_MAJOR := $(shell sed -n 's/^\#define RT_VERSION_MAJOR //p' csrc/include/rtransport/rt.h)
+RT_MINOR := $(shell sed -n 's/^\#define RT_VERSION_MINOR //p' csrc/include/rtransport/rt.h)
+SONAME = librtransport.so.$(RT_MAJOR)$(if $(filter 0,$(RT_MAJOR)),.$(RT_MINOR))
 
-build/librtransport.a: $(OBJS)
+$(BUILD)/$(SONAME): $(OBJS)
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $(OBJS) -lpthread -lm
+
+$(BUILD)/librtransport.so: $(BUILD)/$(SONAME)
+	ln -sf $(SONAME) $@
+
+$(BUILD)/librtransport.a: $(OBJS)
 	ar rcs $@ $(OBJS)
 
 test:

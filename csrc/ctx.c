@@ -8,6 +8,8 @@
 
 #include "internal.h"
 
+static void ctx_info_fill(rt_ctx *ctx, struct rt_ctx_info *info);
+
 static int check_prob(const char *name, double p)
 {
 	if (!(p >= 0.0 && p <= 1.0))
@@ -134,7 +136,7 @@ int rt_ctx_create(const struct rt_config *cfg_in, rt_ctx **out)
 		rt_ctx_destroy(ctx);
 		return rt_seterr(r, "%s", msg);
 	}
-	rt_ctx_info(ctx, &ctx->info);
+	ctx_info_fill(ctx, &ctx->info);
 	rt_log(0, "context %s:%u mtu=%u payload=%u paths=%u gso=%s gro=%s cc=%s progress=%s "
 	       "sndbuf=%u rcvbuf=%u", ctx->bind, ctx->io.ports[0], ctx->cfg.mtu, ctx->max_payload,
 	       ctx->npaths, ctx->io.gso ? "on" : "off", ctx->io.gro ? "on" : "off", ctx->cc_name,
@@ -190,10 +192,8 @@ static void fill_machine(struct rt_ctx_info *info)
 	info->num_cpus = n > 0 ? (uint32_t)n : 0;
 }
 
-int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info)
+static void ctx_info_fill(rt_ctx *ctx, struct rt_ctx_info *info)
 {
-	if (!ctx || !info)
-		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: context and output are required");
 	memset(info, 0, sizeof(*info));
 	fill_machine(info);
 	info->gso_supported = ctx->io.gso_supported;
@@ -227,15 +227,33 @@ int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info)
 		if (rt_io_probe(ctx->bind, &tmp) == 0)
 			info->if_mtu = tmp.if_mtu;
 	}
+}
+
+int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info, size_t size)
+{
+	if (!ctx || !info)
+		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: context and output are required");
+	if (size < RT_OUT_MIN_SIZE)
+		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: size %zu is too small (pass "
+				 "sizeof(struct rt_ctx_info))", size);
+	struct rt_ctx_info tmp;
+	ctx_info_fill(ctx, &tmp);
+	rt_copy_out(info, size, &tmp, sizeof(tmp));
 	return RT_OK;
 }
 
-int rt_probe(const char *bind, struct rt_ctx_info *info)
+int rt_probe(const char *bind, struct rt_ctx_info *info, size_t size)
 {
 	if (!info)
 		return rt_seterr(RT_ERR_INVAL, "rt_probe: output is NULL");
-	memset(info, 0, sizeof(*info));
-	fill_machine(info);
-	snprintf(info->bind_addr, sizeof(info->bind_addr), "%s", bind ? bind : "127.0.0.1");
-	return rt_io_probe(info->bind_addr, info);
+	if (size < RT_OUT_MIN_SIZE)
+		return rt_seterr(RT_ERR_INVAL, "rt_probe: size %zu is too small (pass "
+				 "sizeof(struct rt_ctx_info))", size);
+	struct rt_ctx_info tmp;
+	memset(&tmp, 0, sizeof(tmp));
+	fill_machine(&tmp);
+	snprintf(tmp.bind_addr, sizeof(tmp.bind_addr), "%s", bind ? bind : "127.0.0.1");
+	int r = rt_io_probe(tmp.bind_addr, &tmp);
+	rt_copy_out(info, size, &tmp, sizeof(tmp));
+	return r;
 }

@@ -513,10 +513,14 @@ int rt_post_atomic(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t offset, const 
 	return submit(p, m);
 }
 
-int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st)
+int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *out, size_t size)
 {
-	if (!ep || !st)
+	if (!ep || !out)
 		return rt_seterr(RT_ERR_INVAL, "rt_ep_stats: endpoint and output are required");
+	if (size < RT_OUT_MIN_SIZE)
+		return rt_seterr(RT_ERR_INVAL, "rt_ep_stats: size %zu is too small (pass "
+				 "sizeof(struct rt_ep_stats))", size);
+	struct rt_ep_stats tmp, *st = &tmp;
 	pthread_mutex_lock(&ep->ctx->lock);
 	*st = ep->st;
 	st->min_rtt_us = 0;
@@ -538,16 +542,29 @@ int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st)
 		st->peers_failed += p->state == PEER_FAILED;
 	}
 	pthread_mutex_unlock(&ep->ctx->lock);
+	rt_copy_out(out, size, st, sizeof(*st));
 	return RT_OK;
 }
 
-int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n)
+int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_size)
 {
 	if (!ep || (n > 0 && !ps) || n < 0)
 		return rt_seterr(RT_ERR_INVAL, "rt_ep_path_stats: endpoint and output are required");
+	if (n > 0 && entry_size < RT_OUT_MIN_SIZE)
+		return rt_seterr(RT_ERR_INVAL, "rt_ep_path_stats: entry size %zu is too small "
+				 "(pass sizeof(struct rt_path_stats))", entry_size);
+	int k = n < RT_MAX_PATHS ? n : RT_MAX_PATHS;
+	struct rt_path_stats *tmp = k ? calloc((size_t)k, sizeof(*tmp)) : NULL;
+	if (k && !tmp)
+		return rt_seterr(RT_ERR_NOMEM, "rt_ep_path_stats: out of memory");
 	pthread_mutex_lock(&ep->ctx->lock);
-	rt_path_stats_fill(ep, ps, n);
 	int np = (int)ep->ctx->npaths;
+	if (k > np)
+		k = np;
+	rt_path_stats_fill(ep, tmp, k);
 	pthread_mutex_unlock(&ep->ctx->lock);
+	for (int i = 0; i < k; i++)
+		rt_copy_out((uint8_t *)ps + (size_t)i * entry_size, entry_size, &tmp[i], sizeof(tmp[i]));
+	free(tmp);
 	return np;
 }

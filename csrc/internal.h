@@ -470,4 +470,12 @@ RT_HIDDEN void rt_path_repath(rt_ctx *ctx, uint16_t path);
 RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now);
 RT_HIDDEN void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *ps, int n);
 
+/* Out-structures of the API (rt_ctx_info, rt_ep_stats, rt_path_stats)
+ * are sized by the caller: at least this many bytes ... */
+#define RT_OUT_MIN_SIZE 8
+/* ... and rt_copy_out() writes min(dst_size, src_size) bytes of @src to
+ * @dst and zeroes the rest of @dst (fields a newer header has and this
+ * library does not fill). */
+RT_HIDDEN void rt_copy_out(void *dst, size_t dst_size, const void *src, size_t src_size);
+
 #endif /* RT_INTERNAL_H */

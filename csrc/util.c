@@ -112,6 +112,19 @@ const char *rt_opcode_str(uint32_t op)
 	return "UNKNOWN";
 }
 
+uint32_t rt_version(void)
+{
+	return ((uint32_t)RT_VERSION_MAJOR << 16) | RT_VERSION_MINOR;
+}
+
+void rt_copy_out(void *dst, size_t dst_size, const void *src, size_t src_size)
+{
+	size_t n = dst_size < src_size ? dst_size : src_size;
+	memcpy(dst, src, n);
+	if (dst_size > n)
+		memset((uint8_t *)dst + n, 0, dst_size - n);
+}
+
 void rt_config_init(struct rt_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));

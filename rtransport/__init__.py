@@ -14,7 +14,7 @@ The thin 1:1 C binding is available as ``rtransport.ffi`` / ``rtransport.lib``
 (the cffi module ``rtransport._rt``).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from ._rt import ffi, lib  # noqa: E402  (the compiled C core)
 from .errors import (  # noqa: E402
@@ -49,8 +49,9 @@ from .core import (  # noqa: E402
     probe,
 )
 
-#: Version of the C core (RT_VERSION_MAJOR, RT_VERSION_MINOR).
-c_version = (lib.RT_VERSION_MAJOR, lib.RT_VERSION_MINOR)
+#: Version of the C core (major, minor), as the loaded library reports it
+#: (rt_version()); the binding is built from the same sources.
+c_version = (lib.rt_version() >> 16, lib.rt_version() & 0xFFFF)
 
 __all__ = [
     "__version__",

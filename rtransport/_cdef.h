@@ -127,6 +127,7 @@ struct rt_config {
 };
 
 void rt_config_init(struct rt_config *cfg);
+uint32_t rt_version(void);
 
 const char *rt_last_error(void);
 const char *rt_err_str(int err);
@@ -174,8 +175,8 @@ struct rt_ctx_info {
 
 int rt_ctx_create(const struct rt_config *cfg, rt_ctx **out);
 void rt_ctx_destroy(rt_ctx *ctx);
-int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info);
-int rt_probe(const char *bind_addr, struct rt_ctx_info *info);
+int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info, size_t size);
+int rt_probe(const char *bind_addr, struct rt_ctx_info *info, size_t size);
 int rt_inject_packet(rt_ctx *ctx, const void *pkt, size_t len, const char *from_ip, uint16_t from_port);
 int rt_ctx_progress(rt_ctx *ctx);
 
@@ -253,7 +254,7 @@ struct rt_ep_stats {
 	uint64_t ecn_ce;
 	...;
 };
-int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st);
+int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st, size_t size);
 
 struct rt_path_stats {
 	uint32_t path;
@@ -274,7 +275,7 @@ struct rt_path_stats {
 	uint64_t repaths;       /* times this path got a new source port */
 	...;
 };
-int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n);
+int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_size);
 
 /* benchmarks (csrc/perf.c) */
 int rt_perf_pingpong(rt_ep *ep, rt_peer_t peer, rt_mr *mr, uint64_t size, uint32_t iters,

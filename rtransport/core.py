@@ -782,7 +782,7 @@ class Context(_Resource):
         """What the machine offers and what this context uses (rt_ctx_info)."""
         p = self._check()
         info = ffi.new("struct rt_ctx_info *")
-        check(lib.rt_ctx_info(p, info))
+        check(lib.rt_ctx_info(p, info, ffi.sizeof("struct rt_ctx_info")))
         return _struct_to_dict(info, _INFO_FIELDS)
 
     def progress(self) -> int:
@@ -871,7 +871,7 @@ def probe(bind: str | None = None) -> dict:
     """Probe the machine without creating a context (rt_probe)."""
     info = ffi.new("struct rt_ctx_info *")
     keep = ffi.new("char[]", bind.encode()) if bind is not None else ffi.NULL
-    check(lib.rt_probe(keep, info))
+    check(lib.rt_probe(keep, info, ffi.sizeof("struct rt_ctx_info")))
     return _struct_to_dict(info, _INFO_FIELDS)
 
 
@@ -1795,7 +1795,7 @@ class Endpoint(_Resource):
         """Counters of this endpoint (struct rt_ep_stats) as a dict."""
         p = self._check()
         st = ffi.new("struct rt_ep_stats *")
-        check(lib.rt_ep_stats(p, st))
+        check(lib.rt_ep_stats(p, st, ffi.sizeof("struct rt_ep_stats")))
         return _struct_to_dict(st, _EP_STATS_FIELDS)
 
     def path_stats(self) -> list[dict]:
@@ -1804,7 +1804,7 @@ class Endpoint(_Resource):
         n = 64
         while True:
             arr = ffi.new("struct rt_path_stats[]", n)
-            got = check(lib.rt_ep_path_stats(p, arr, n))
+            got = check(lib.rt_ep_path_stats(p, arr, n, ffi.sizeof("struct rt_path_stats")))
             if got <= n:
                 return [_struct_to_dict(arr[i], _PATH_STATS_FIELDS) for i in range(got)]
             n = got

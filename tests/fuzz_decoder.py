@@ -1071,7 +1071,7 @@ class Target:
         for name, ep in (("A", self.A), ("B", self.B)):
             if name == "A" and not touched_a:
                 continue
-            self.lib.rt_ep_stats(ep._ptr, self._st)
+            self.lib.rt_ep_stats(ep._ptr, self._st, self.ffi.sizeof(self._st[0]))
             raw = bytes(self.ffi.buffer(self._st))
             prev = self.prev_stats[name]
             if feat and prev is not None and raw != prev:

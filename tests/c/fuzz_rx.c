@@ -159,7 +159,7 @@ static void open_epoch(void)
 	}
 	ck(rt_ctx_create(&cfg, &T.ctx), "rt_ctx_create");
 	struct rt_ctx_info info;
-	ck(rt_ctx_info(T.ctx, &info), "rt_ctx_info");
+	ck(rt_ctx_info(T.ctx, &info, sizeof(info)), "rt_ctx_info");
 	T.ctx_port = info.port;
 	ck(rt_cq_create(T.ctx, &T.cqa), "rt_cq_create");
 	ck(rt_cq_create(T.ctx, &T.cqb), "rt_cq_create");
@@ -215,7 +215,7 @@ static void add_stats(void)
 {
 	struct rt_ep_stats st;
 	for (int i = 0; i < 2; i++) {
-		ck(rt_ep_stats(i ? T.b : T.a, &st), "rt_ep_stats");
+		ck(rt_ep_stats(i ? T.b : T.a, &st, sizeof(st)), "rt_ep_stats");
 		T.malformed += st.malformed;
 		T.foreign += st.foreign;
 		if (i) {

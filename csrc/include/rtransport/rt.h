@@ -38,7 +38,21 @@ extern "C" {
 #endif
 
 #define RT_VERSION_MAJOR 0
-#define RT_VERSION_MINOR 1
+#define RT_VERSION_MINOR 2
+
+/*
+ * ABI rules.  The shared library's soname carries the version
+ * (librtransport.so.0.2 while the major version is 0, where a minor
+ * version may break the ABI; librtransport.so.N from 1.0 on).
+ * Structures the library fills for the caller (rt_ctx_info,
+ * rt_ep_stats, rt_path_stats) may grow at the end in later versions:
+ * the functions that fill them take the caller's sizeof(), write at
+ * most that many bytes and zero what they do not know, so a program
+ * built against an older or newer header stays safe.  struct rt_config
+ * carries its size for the same reason (set by rt_config_init()).
+ * struct rt_wc is frozen: new completion fields would come with a new
+ * poll call.
+ */
 
 /** Return codes of API calls (negative values are errors). */
 enum rt_err {
@@ -175,6 +189,11 @@ struct rt_config {
 /** Fill *cfg with defaults. */
 RT_API void rt_config_init(struct rt_config *cfg);
 
+/** Version of the library actually loaded: (major << 16) | minor.
+ * Compare with RT_VERSION_MAJOR/MINOR of the header a program was built
+ * with. */
+RT_API uint32_t rt_version(void);
+
 /** Thread-local text describing the last error returned to this thread. */
 RT_API const char *rt_last_error(void);
 /** Static name of an error code / completion status / opcode. */
@@ -234,9 +253,15 @@ struct rt_ctx_info {
 RT_API int rt_ctx_create(const struct rt_config *cfg, rt_ctx **out);
 /** Close endpoints (flushing their work), regions and the context. Safe with NULL. */
 RT_API void rt_ctx_destroy(rt_ctx *ctx);
-RT_API int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info);
-/** Probe the machine without creating a context (bind_addr may be NULL). */
-RT_API int rt_probe(const char *bind_addr, struct rt_ctx_info *info);
+/**
+ * rt_ctx_info() - what the machine offers and what @ctx uses.
+ * @size: sizeof(*info) as the caller knows it (see "ABI rules").
+ * Return: 0 or a negative rt_err.
+ */
+RT_API int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info, size_t size);
+/** Probe the machine without creating a context (bind_addr may be NULL);
+ * @size as for rt_ctx_info(). */
+RT_API int rt_probe(const char *bind_addr, struct rt_ctx_info *info, size_t size);
 /**
  * rt_inject_packet() - testing hook: hand @len bytes to the receive path
  * of @ctx as if they arrived from @from_ip:@from_port (fuzzing, tests).
@@ -348,7 +373,8 @@ struct rt_ep_stats {
 	uint64_t spurious_retransmits; /* retransmits later found unnecessary */
 	uint64_t ecn_ce;            /* packets that carried ECN-CE */
 };
-RT_API int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st);
+/** Fill @st (@size = sizeof(*st) as the caller knows it). */
+RT_API int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *st, size_t size);
 
 /** Per-path (per entropy value / source port) state. */
 struct rt_path_stats {
@@ -363,8 +389,14 @@ struct rt_path_stats {
 	char local_addr[64];
 	uint64_t repaths;       /* times this path got a new source port */
 };
-/** Fill up to @n entries; returns the number of paths. */
-RT_API int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n);
+/**
+ * rt_ep_path_stats() - per-path state of @ep.
+ * @ps: array of @n entries, each @entry_size bytes (sizeof(struct
+ *      rt_path_stats) as the caller knows it: the array's stride).
+ * Return: the number of paths (entries beyond @n are not written), or a
+ * negative rt_err.
+ */
+RT_API int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_size);
 
 /* ---------------------------------------------------------------- benchmarks */
 
