@@ -162,22 +162,8 @@ int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 		p->path_rr = (uint16_t)((best + 1) % n);
 		return (int)best;
 	}
-	/* idle affinity: with nothing in flight to this peer there is no load
-	 * to spread, so a lone message reuses the path used last while that
-	 * path's latest RTT is no outlier (at most srtt + 4 rttvar of the
-	 * peer, the RTO's margin).  The kernel's state for that socket is
-	 * then warm: a ping-pong round trip costs about 1 us less on this
-	 * machine (docs/benchmarks.md).  Spraying resumes with the second
-	 * packet in flight. */
-	uint32_t start = p->path_rr;
-	if (!p->inflight_pkts) {
-		uint32_t last = (start + n - 1) % n;
-		const struct rt_path_state *lp = &p->paths[last];
-		if (lp->rtt_last_us && lp->rtt_last_us <= p->srtt_us + 4 * p->rttvar_us)
-			start = last;
-	}
 	for (uint32_t k = 0; k < n; k++) {
-		uint32_t i = (start + k) % n;
+		uint32_t i = (p->path_rr + k) % n;
 		struct rt_path_state *ps = &p->paths[i];
 		if (!path_usable(ps, now)) {
 			if (ps->quarantine_until < fb_until) {

@@ -697,37 +697,6 @@ def test_bundle__reply_carries_the_held_ack(gso):
         assert ia["rx_bundles"] > 0, ia
 
 
-def test_path_pick__lone_messages_stay_on_a_path_bursts_are_sprayed():
-    """With nothing in flight to the peer, a lone message reuses the path
-    used last (idle affinity: no load to spread, the socket stays warm);
-    as soon as several packets are in flight they are sprayed again."""
-    with Pair(a=dict(num_paths=16), b=dict(num_paths=16)) as p:
-        src = rand_bytes(1 << 20, 61)
-        dst = np.zeros(1 << 20, np.uint8)
-        ms, md = p.A.register(src), p.B.register(dst)
-        before = [s["tx_packets"] for s in p.ea.path_stats()]
-        rounds = 60
-        for i in range(rounds):  # one at a time: each starts with nothing in flight
-            p.eb.post_recv(md, 64 * i, 64, wr_id=i)
-            p.ea.post_send(p.a2b, ms, 64 * i, 64, wr_id=1000 + i)
-            check_comp(one(p.ea.cq), wr_id=1000 + i)
-            check_comp(one(p.eb.cq), wr_id=i, byte_len=64)
-        lone = [s["tx_packets"] - b for s, b in zip(p.ea.path_stats(), before)]
-        assert sum(lone) >= rounds
-        # round-robin would put about 4 on each of the 16 paths; affinity
-        # leaves a path only when its last RTT sample is an outlier (and
-        # a tail-loss probe of a slow ACK goes out on another path)
-        assert max(lone) >= rounds // 2, lone
-        before = [s["tx_packets"] for s in p.ea.path_stats()]
-        p.eb.post_recv(md, wr_id=7)
-        p.ea.post_send(p.a2b, ms, wr_id=8)  # 1 MiB: ~700 packets at mtu 1500
-        check_comp(collect_exactly(p.ea.cq, 1, 60)[0], wr_id=8)
-        check_comp(collect_exactly(p.eb.cq, 1, 60)[0], wr_id=7, byte_len=1 << 20)
-        assert np.array_equal(src, dst)
-        burst = [s["tx_packets"] - b for s, b in zip(p.ea.path_stats(), before)]
-        assert len([x for x in burst if x]) == 16, burst
-
-
 def test_stats__retransmits_under_drop_faults():
     with Pair(b=dict(fault=dict(seed=1, drop=0.1))) as p:
         _bulk(p)
