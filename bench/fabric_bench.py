@@ -169,6 +169,49 @@ def sc_failure(fab, a):
     return res
 
 
+def sc_flap(fab, a):
+    """A spine fails and comes back: blackholed at fail_after, restored
+    0.5 s later.  Paths move off the dead spine (repath); afterwards the
+    spine is healthy but may carry none of them.  Reports the goodput
+    from 1 s after the restore to the end against the pre-failure rate."""
+    limit_spines(fab, "1gbit")
+    h0, h2 = fab.hosts[0], fab.hosts[2]
+    delay, down_s = a.fail_after, 0.5
+    ev = {}
+
+    def flap(mark):
+        t0 = float(open_wait(mark))
+        time.sleep(max(0.0, t0 + delay - time.monotonic()))
+        fab.blackhole(fab.spines[1].name, direction="both")
+        ev["fail"] = time.monotonic() - t0
+        time.sleep(down_s)
+        fab.restore(fab.spines[1].name)
+        limit_spines(fab, "1gbit")
+        ev["restore"] = time.monotonic() - t0
+
+    rs, rr = run_pair(fab, h0, h2, "rt", a.flap_bytes, on_start=flap)
+    fab.restore()
+    limit_spines(fab, "1gbit")
+    ser, bin_ms = rs.get("series_gbps", []), rs.get("bin_ms", 10)
+    fb = int(ev.get("fail", delay) * 1000 / bin_ms)
+    rb = int((ev.get("restore", delay + down_s) + 1.0) * 1000 / bin_ms)
+    pre = ser[max(0, fb - 50):fb]
+    late = ser[rb:max(rb, len(ser) - 5)]  # the last bins drain the window
+    pre_m = statistics.mean(pre) if pre else 0.0
+    late_m = statistics.mean(late) if late else 0.0
+    return {"rt": summarize_rt(rs) | {"bit_exact": rr.get("bit_exact"),
+                                     "fail_at_s": round(ev.get("fail", 0), 3),
+                                     "restore_at_s": round(ev.get("restore", 0), 3),
+                                     "pre_failure_gbps": round(pre_m, 3),
+                                     "after_restore_gbps": round(late_m, 3),
+                                     "after_over_pre": round(late_m / pre_m, 3) if pre_m else None,
+                                     "repaths": sum(p.get("repaths", 0) for p in rs.get("path_stats", [])),
+                                     "explore_moves": sum(p.get("explore_moves", 0) for p in rs.get("path_stats", [])),
+                                     "paths": [(p["path"], p["tx_packets"], p.get("repaths", 0))
+                                               for p in rs.get("path_stats", [])]},
+            "target": "(no target in the issue) after the spine returns, goodput back to the pre-failure rate"}
+
+
 def open_wait(path, timeout=30):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
@@ -319,7 +362,7 @@ def sc_unlimited(fab, a):
             "target": "rt >= 2x one TCP stream"}
 
 
-SCENARIOS = {"spray": sc_spray, "loss": sc_loss, "failure": sc_failure, "incast": sc_incast,
+SCENARIOS = {"spray": sc_spray, "loss": sc_loss, "failure": sc_failure, "flap": sc_flap, "incast": sc_incast,
              "unlimited": sc_unlimited}
 
 
@@ -357,6 +400,7 @@ def main(argv=None):
     ap.add_argument("--bytes", type=int, default=1 << 30)
     ap.add_argument("--fail-bytes", type=int, default=1536 << 20)
     ap.add_argument("--fail-after", type=float, default=1.0)
+    ap.add_argument("--flap-bytes", type=int, default=3 << 30)
     ap.add_argument("--incast-bytes", type=int, default=160 << 20)
     ap.add_argument("--target-us", type=int, default=200, help="the CC target delay in use (for the report)")
     ap.add_argument("--json", default=None)

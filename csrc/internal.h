@@ -154,6 +154,7 @@ struct rt_path_state {           /* per peer, per path: a flow of its own */
 	uint64_t quarantine_until;
 	uint64_t quarantine_count;
 	uint32_t quarantine_streak;      /* quarantines since it last delivered */
+	uint64_t explore_acked;          /* `acked` at the last exploration step */
 	uint64_t rtt_last_us, srtt_us, rttvar_us;
 	uint32_t hist[RT_RTT_BUCKETS]; /* log2-spaced RTT histogram */
 	bool quarantined;
@@ -232,6 +233,10 @@ struct rt_peer {
 	struct rt_path_state *paths;     /* [ctx->npaths] */
 	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control (scope peer) */
 	uint64_t pace_next_us;           /* pacing (scope peer) */
+	/* exploration (rt_path_explore) */
+	uint64_t explore_at_us, explore_last_us, explore_ival_us;
+	uint64_t explore_rate;           /* packets/s delivered in the last step */
+	bool explore_moved;              /* the last step moved a path */
 
 	/* ---- receiver ---- */
 	uint32_t rcv_cum, rcv_max;
@@ -306,6 +311,7 @@ struct rt_io {
 	uint64_t clock_off_at_us;         /* when clock_off_us was measured (0 = never) */
 	uint64_t repath_req[RT_MAX_PATHS / 64]; /* paths to move to a new source port */
 	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */
+	uint64_t explores[RT_MAX_PATHS]; /* of those, asked for by exploration */
 	/* tx scratch */
 	struct iovec *tx_iov;
 	struct mmsghdr *tx_msgs;
@@ -367,6 +373,7 @@ struct rt_ctx {
 	uint64_t app_active_us;          /* atomic: last time an app thread drove progress */
 	uint64_t last_activity_us;
 	uint64_t now_us;                 /* time of the current iteration */
+	uint64_t explore_move_us;        /* last exploration move (any peer) */
 	struct rt_ctx_info info;
 	bool destroying;
 };
@@ -468,6 +475,7 @@ RT_HIDDEN uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t now);
 RT_HIDDEN void rt_path_repath(rt_ctx *ctx, uint16_t path);
 RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now);
+RT_HIDDEN void rt_path_explore(struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *ps, int n);
 
 /* Out-structures of the API (rt_ctx_info, rt_ep_stats, rt_path_stats)

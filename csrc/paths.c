@@ -304,6 +304,80 @@ void rt_path_repath(rt_ctx *ctx, uint16_t path)
 	ctx->io.repath_req[path / 64] |= 1ull << (path % 64);
 }
 
+/*
+ * rt_path_explore() - move the path that delivers least, now and then,
+ * while the network limits a transfer (after Google's PLB).
+ *
+ * Repath only leaves dead routes, and paths that left one never come
+ * back: when a failed spine returns, or when the random ports of a
+ * context happen to hash no path onto some spine (about 4 % of contexts
+ * with 16 paths over 4 spines), that capacity stays unused.  Nothing
+ * signals an unused route (no path there, so no samples), so it can only
+ * be found by trying.  Every explore interval, while messages wait for
+ * window and enough was delivered to compare paths, the path (not path
+ * 0, which is the receive socket, and not a quarantined one) that
+ * delivered the fewest packets in the interval gets a new source port.
+ * It shares its route with the most other paths, so the move never
+ * empties a route, and lands on a random one.  If the peer's delivery
+ * rate rose by more than a tenth in the interval after a move, the
+ * interval returns to its base (there may be more to gain); otherwise it
+ * doubles, up to EXPLORE_MAX_US.  At most one move per context per base
+ * interval, whichever peer asks.  Called from the timer pass with @now
+ * passed in; sockets move in the engine (rt_io_repath()).
+ */
+#define EXPLORE_BASE_US 25000
+#define EXPLORE_MAX_US 200000
+#define EXPLORE_MIN_PKTS 8  /* delivered per path and interval, on average */
+
+void rt_path_explore(struct rt_peer *p, uint64_t now)
+{
+	if (now < p->explore_at_us)
+		return;
+	rt_ctx *ctx = p->ep->ctx;
+	uint32_t n = ctx->npaths;
+	uint64_t total = 0, least = UINT64_MAX;
+	int pick = -1;
+	for (uint32_t i = 0; i < n; i++) {
+		struct rt_path_state *ps = &p->paths[i];
+		uint64_t d = ps->acked - ps->explore_acked;
+		ps->explore_acked = ps->acked;
+		total += d;
+		if (i && !ps->quarantined && !ps->quarantine_streak && d < least) {
+			least = d;
+			pick = (int)i;
+		}
+	}
+	uint64_t span = now - p->explore_last_us;
+	bool busy = p->explore_last_us && span && n >= 3 && p->sq_head &&
+		    total >= (uint64_t)EXPLORE_MIN_PKTS * n;
+	p->explore_last_us = now;
+	if (!busy) {
+		p->explore_ival_us = EXPLORE_BASE_US;
+		p->explore_moved = false;
+		p->explore_rate = 0;
+		p->explore_at_us = now + EXPLORE_BASE_US;
+		return;
+	}
+	uint64_t rate = total * 1000000 / span;
+	if (p->explore_moved) {
+		if (rate * 10 > p->explore_rate * 11)
+			p->explore_ival_us = EXPLORE_BASE_US;
+		else if (p->explore_ival_us < EXPLORE_MAX_US)
+			p->explore_ival_us *= 2;
+	}
+	if (!p->explore_ival_us)
+		p->explore_ival_us = EXPLORE_BASE_US;
+	p->explore_rate = rate;
+	p->explore_at_us = now + p->explore_ival_us;
+	p->explore_moved = false;
+	if (pick > 0 && (!ctx->explore_move_us || now - ctx->explore_move_us >= EXPLORE_BASE_US)) {
+		rt_path_repath(ctx, (uint16_t)pick);
+		ctx->io.explores[pick]++;
+		ctx->explore_move_us = now;
+		p->explore_moved = true;
+	}
+}
+
 static uint64_t hist_quantile(const uint32_t *h, double q)
 {
 	uint64_t total = 0;
@@ -334,6 +408,7 @@ void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *out, int n)
 		o->path = i;
 		o->src_port = ctx->io.ports[i];
 		o->repaths = ctx->io.repaths[i];
+		o->explore_moves = ctx->io.explores[i];
 		inet_ntop(AF_INET, &ctx->io.local[i].sin_addr, o->local_addr, sizeof(o->local_addr));
 		for (uint32_t k = 0; k < ep->npeers; k++) {
 			struct rt_path_state *ps = &ep->peers[k]->paths[i];

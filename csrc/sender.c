@@ -878,6 +878,8 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 			}
 		}
 	}
+	if (ctx->npaths > 2)
+		rt_path_explore(p, now);
 	if (p->inflight_pkts) {
 		detect_losses(p, now);
 		/* tail loss probe: nothing acknowledged for a while (a lost last

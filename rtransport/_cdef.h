@@ -273,6 +273,7 @@ struct rt_path_stats {
 	uint64_t quarantine_count;
 	char local_addr[64];
 	uint64_t repaths;       /* times this path got a new source port */
+	uint64_t explore_moves; /* of those, moves by exploration (rt_path_explore) */
 	...;
 };
 int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_size);

@@ -141,3 +141,47 @@ def test_fabric_transfer__blackholed_spine(fab):
     assert failed and sum(p["losses"] for p in paths) > 0, (failed, paths)
     # paths through the dead spine were quarantined and moved to new ports
     assert sum(p["repaths"] for p in paths) > 0, paths
+
+
+def test_fabric_transfer__returned_spine_is_used_again(fab):
+    """A spine is blackholed, its paths move away (repath), then it comes
+    back: exploration (rt_path_explore) must find it again, so that all
+    four spines carry data before the transfer ends.  Without
+    exploration the returned spine stays empty unless path 0 (the
+    receive socket, which never moves) happens to hash onto it."""
+    for l in fab.links:
+        if l.kind != "host":
+            fab.set_rate(l.name, "200mbit")  # 0.8 Gbit/s in all: ~4 s
+    nbytes = 384 << 20
+    leaf = fab.leaves[fab.hosts[0].leaf].name
+    state = {}
+
+    def data_up():  # packets from the sender's leaf into each spine (data, not ACKs)
+        c = fab.counters()
+        return {sp.name: c[f"{leaf}-{sp.name}"]["up"]["packets"] for sp in fab.spines}
+
+    def flap(f):
+        a = data_up()
+        time.sleep(0.02)
+        b = data_up()
+        spine = max(b, key=lambda s: b[s] - a[s])
+        state["spine"] = spine
+        f.blackhole(spine, direction="both")
+        time.sleep(0.4)  # long enough for its paths to be moved
+        f.blackhole(spine, direction="both", on=False)
+        state["restored"] = data_up()
+        time.sleep(3.0)
+        state["later"] = data_up()
+    try:
+        send, recv = _transfer(fab, during=flap, nbytes=nbytes)
+    finally:
+        fab.restore()
+    assert send.get("ok"), send
+    assert recv.get("ok") and recv.get("bit_exact") and recv["bytes"] == nbytes, recv
+    paths = send["path_stats"]
+    assert sum(p["repaths"] - p["explore_moves"] for p in paths) > 0, paths  # moved off
+    assert sum(p["explore_moves"] for p in paths) > 0, paths
+    r, l = state["restored"], state["later"]
+    carried = {s: l[s] - r[s] for s in l}
+    # every spine, the returned one included, carried a real share again
+    assert min(carried.values()) > 0.05 * sum(carried.values()) / len(carried), (state["spine"], carried)

@@ -741,7 +741,9 @@ def test_path_repath__random_loss_quarantines_but_rarely_moves_paths():
             _bulk(p, n=4 << 20, seed=9 + k)
             if movable("quarantine_count") >= 12 or time.monotonic() > end:
                 break
-        quarantines, repaths = movable("quarantine_count"), movable("repaths")
+        # moves by exploration (rt_path_explore) are not repaths of dead routes
+        quarantines = movable("quarantine_count")
+        repaths = movable("repaths") - movable("explore_moves")
         assert quarantines >= 12
         # with the rule, a repath per quarantine happens with about the drop
         # probability (0.1); moving at every quarantine would give equality
@@ -793,10 +795,14 @@ def test_path_repath__dead_route_moves_paths_to_live_ones():
             assert after[1]["repaths"] >= 1, after[1]
             assert after[1]["src_port"] != ports[1]
             assert eb.stats()["fault_drops"] > 0
-            # every path on a live route at the start kept its port
+            # a path on a live route kept its port, unless exploration
+            # (rt_path_explore, counted apart) moved it - possibly onto
+            # the dead route, from which it is then repathed too
             for i, port in ports.items():
                 if i and _fault_route("127.0.0.1", port, 4) != dead:
-                    assert after[i]["repaths"] == 0 and after[i]["src_port"] == port
+                    s = after[i]
+                    if not s["explore_moves"]:
+                        assert s["repaths"] == 0 and s["src_port"] == port, s
             assert len(os.listdir("/proc/self/fd")) == fds  # old sockets closed
 
 

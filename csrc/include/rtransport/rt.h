@@ -388,6 +388,7 @@ struct rt_path_stats {
 	uint64_t quarantine_count;
 	char local_addr[64];
 	uint64_t repaths;       /* times this path got a new source port */
+	uint64_t explore_moves; /* of those, moves by exploration (rt_path_explore) */
 };
 /**
  * rt_ep_path_stats() - per-path state of @ep.
