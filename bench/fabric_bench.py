@@ -7,6 +7,8 @@ same fabric (4 hosts, 2 leaves, 4 spines, MTU 9000, 5-tuple ECMP):
   spray     every spine link limited to 1 Gbit/s; one transfer h0 -> h2
   loss      as spray, plus 1% random loss on every spine link
   failure   as spray; one spine blackholed mid-transfer; 10 ms time series
+  flap      as failure, and the spine restored 0.5 s later: is it used again?
+            (no TCP baseline; not one of the issue's scenarios)
   incast    h0, h1, h3 -> h2, h2's access link limited to 1 Gbit/s
   unlimited no rate limits; one transfer h0 -> h2
 
