@@ -18,11 +18,29 @@ static int check_prob(const char *name, double p)
 	return RT_OK;
 }
 
+/* The caller's config as this library's full struct (ABI rules in rt.h):
+ * defaults for fields an older header lacks; a newer header's fields
+ * must be zero (their defaults) since this library cannot honour them. */
+static int normalize_config(const struct rt_config *in, struct rt_config *c)
+{
+	if (in->size < RT_CONFIG_SIZE_0_2)
+		return rt_seterr(RT_ERR_INVAL, "config: size %u is not a struct rt_config size; "
+				 "initialise it with rt_config_init()", in->size);
+	rt_config_defaults(c);
+	size_t n = in->size < sizeof(*c) ? in->size : sizeof(*c);
+	memcpy(c, in, n);
+	for (size_t i = sizeof(*c); i < in->size; i++)
+		if (((const uint8_t *)in)[i])
+			return rt_seterr(RT_ERR_UNSUPPORTED, "config: set fields this library "
+					 "(%d.%d) does not know (byte %zu of %u); use a newer "
+					 "librtransport or leave them at their defaults",
+					 RT_VERSION_MAJOR, RT_VERSION_MINOR, i, in->size);
+	c->size = sizeof(*c);
+	return RT_OK;
+}
+
 static int check_config(const struct rt_config *c)
 {
-	if (c->size != sizeof(*c))
-		return rt_seterr(RT_ERR_INVAL, "config: size %u does not match this library (%zu); "
-				 "initialise it with rt_config_init()", c->size, sizeof(*c));
 	if (c->mtu < 576 || c->mtu > 65535)
 		return rt_seterr(RT_ERR_INVAL, "config: mtu=%u out of range [576, 65535]", c->mtu);
 	if (c->num_paths < 1 || c->num_paths > 128)
@@ -72,15 +90,16 @@ static int check_config(const struct rt_config *c)
 int rt_ctx_create(const struct rt_config *cfg_in, rt_ctx **out)
 {
 	struct rt_config defcfg;
+	int r;
 	if (!out)
 		return rt_seterr(RT_ERR_INVAL, "rt_ctx_create: output pointer is NULL");
 	*out = NULL;
-	if (!cfg_in) {
-		rt_config_init(&defcfg);
-		cfg_in = &defcfg;
-	}
-	int r = check_config(cfg_in);
-	if (r)
+	if (!cfg_in)
+		rt_config_defaults(&defcfg);
+	else if ((r = normalize_config(cfg_in, &defcfg)))
+		return r;
+	cfg_in = &defcfg;
+	if ((r = check_config(cfg_in)))
 		return r;
 	const char *bind = cfg_in->bind_addr ? cfg_in->bind_addr : "127.0.0.1";
 	struct in_addr ia;
@@ -233,9 +252,9 @@ int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info, size_t size)
 {
 	if (!ctx || !info)
 		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: context and output are required");
-	if (size < RT_OUT_MIN_SIZE)
+	if (size < RT_CTX_INFO_SIZE_0_2)
 		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: size %zu is too small (pass "
-				 "sizeof(struct rt_ctx_info))", size);
+				 "sizeof(struct rt_ctx_info), at least %d)", size, RT_CTX_INFO_SIZE_0_2);
 	struct rt_ctx_info tmp;
 	ctx_info_fill(ctx, &tmp);
 	rt_copy_out(info, size, &tmp, sizeof(tmp));
@@ -246,9 +265,9 @@ int rt_probe(const char *bind, struct rt_ctx_info *info, size_t size)
 {
 	if (!info)
 		return rt_seterr(RT_ERR_INVAL, "rt_probe: output is NULL");
-	if (size < RT_OUT_MIN_SIZE)
+	if (size < RT_CTX_INFO_SIZE_0_2)
 		return rt_seterr(RT_ERR_INVAL, "rt_probe: size %zu is too small (pass "
-				 "sizeof(struct rt_ctx_info))", size);
+				 "sizeof(struct rt_ctx_info), at least %d)", size, RT_CTX_INFO_SIZE_0_2);
 	struct rt_ctx_info tmp;
 	memset(&tmp, 0, sizeof(tmp));
 	fill_machine(&tmp);

@@ -234,7 +234,7 @@ struct rt_peer {
 	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control (scope peer) */
 	uint64_t pace_next_us;           /* pacing (scope peer) */
 	/* exploration (rt_path_explore) */
-	uint64_t explore_at_us, explore_last_us, explore_ival_us;
+	uint64_t explore_at_us, explore_last_us;
 	uint64_t explore_rate;           /* packets/s delivered in the last step */
 	bool explore_moved;              /* the last step moved a path */
 
@@ -311,7 +311,8 @@ struct rt_io {
 	uint64_t clock_off_at_us;         /* when clock_off_us was measured (0 = never) */
 	uint64_t repath_req[RT_MAX_PATHS / 64]; /* paths to move to a new source port */
 	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */
-	uint64_t explores[RT_MAX_PATHS]; /* of those, asked for by exploration */
+	uint64_t explore_req[RT_MAX_PATHS / 64]; /* of repath_req, asked for by exploration */
+	uint64_t explores[RT_MAX_PATHS]; /* of repaths, those by exploration */
 	/* tx scratch */
 	struct iovec *tx_iov;
 	struct mmsghdr *tx_msgs;
@@ -374,6 +375,7 @@ struct rt_ctx {
 	uint64_t last_activity_us;
 	uint64_t now_us;                 /* time of the current iteration */
 	uint64_t explore_move_us;        /* last exploration move (any peer) */
+	uint64_t explore_ival_us;        /* least time between two moves */
 	struct rt_ctx_info info;
 	bool destroying;
 };
@@ -478,9 +480,18 @@ RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, u
 RT_HIDDEN void rt_path_explore(struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *ps, int n);
 
-/* Out-structures of the API (rt_ctx_info, rt_ep_stats, rt_path_stats)
- * are sized by the caller: at least this many bytes ... */
-#define RT_OUT_MIN_SIZE 8
+/* Structures of the API are sized by the caller (rt.h, "ABI rules"):
+ * at least their size in 0.2, the first sized version ... */
+#define RT_CONFIG_SIZE_0_2 192
+#define RT_CTX_INFO_SIZE_0_2 224
+#define RT_EP_STATS_SIZE_0_2 256
+#define RT_PATH_STATS_SIZE_0_2 176
+_Static_assert(sizeof(struct rt_config) >= RT_CONFIG_SIZE_0_2, "rt_config shrank");
+_Static_assert(sizeof(struct rt_ctx_info) >= RT_CTX_INFO_SIZE_0_2, "rt_ctx_info shrank");
+_Static_assert(sizeof(struct rt_ep_stats) >= RT_EP_STATS_SIZE_0_2, "rt_ep_stats shrank");
+_Static_assert(sizeof(struct rt_path_stats) >= RT_PATH_STATS_SIZE_0_2, "rt_path_stats shrank");
+/* rt_config_defaults() - the defaults, in this library's full struct */
+RT_HIDDEN void rt_config_defaults(struct rt_config *cfg);
 /* ... and rt_copy_out() writes min(dst_size, src_size) bytes of @src to
  * @dst and zeroes the rest of @dst (fields a newer header has and this
  * library does not fill). */

@@ -154,6 +154,8 @@ void rt_io_repath(rt_ctx *ctx)
 		while (io->repath_req[w]) {
 			int b = __builtin_ctzll(io->repath_req[w]);
 			io->repath_req[w] &= io->repath_req[w] - 1;
+			bool explore = io->explore_req[w] & (1ull << b);
+			io->explore_req[w] &= ~(1ull << b);
 			int idx = w * 64 + b;
 			if (idx == 0 || idx >= io->npaths)
 				continue;
@@ -173,6 +175,7 @@ void rt_io_repath(rt_ctx *ctx)
 			}
 			close(old);
 			io->repaths[idx]++;
+			io->explores[idx] += explore;
 			rt_log(0, "path %d: source port %u -> %u", idx, old_port, io->ports[idx]);
 		}
 	}
@@ -317,10 +320,11 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 	io->rx_datagrams += (uint64_t)n;
 	int pkts = 0;
 	/* kernel receive timestamps are CLOCK_REALTIME: map them to our clock
-	 * with an offset refreshed every 100 ms (two clock reads per batch
-	 * were ~5 % of a small message's receive path); a step of the real
-	 * clock in between only makes the stamps fail the check below for a
-	 * while, and the arrival time falls back to @now */
+	 * with an offset measured every 100 ms instead of two clock reads per
+	 * batch, and again at once when a stamp fails the check below (the
+	 * arrival time then falls back to @now).  A backward step of the real
+	 * clock by less than a second passes the check: for up to 100 ms the
+	 * stamps then read early and RTT samples low */
 	if (!io->clock_off_at_us || now - io->clock_off_at_us > 100000) {
 		struct timespec tr, tm;
 		clock_gettime(CLOCK_REALTIME, &tr);
@@ -358,6 +362,8 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 				int64_t mono = real - clock_off;
 				if (mono > 0 && (uint64_t)mono <= now && now - (uint64_t)mono < 1000000)
 					rx_ts = (uint64_t)mono;
+				else
+					io->clock_off_at_us = 0; /* re-measure: the clock stepped? */
 			}
 		}
 		if (seg == 0)

@@ -313,21 +313,25 @@ void rt_path_repath(rt_ctx *ctx, uint16_t path)
  * context happen to hash no path onto some spine (about 4 % of contexts
  * with 16 paths over 4 spines), that capacity stays unused.  Nothing
  * signals an unused route (no path there, so no samples), so it can only
- * be found by trying.  Every explore interval, while messages wait for
- * window and enough was delivered to compare paths, the path (not path
- * 0, which is the receive socket, and not a quarantined one) that
- * delivered the fewest packets in the interval gets a new source port.
- * It shares its route with the most other paths, so the move never
- * empties a route, and lands on a random one.  If the peer's delivery
- * rate rose by more than a tenth in the interval after a move, the
- * interval returns to its base (there may be more to gain); otherwise it
- * doubles, up to EXPLORE_MAX_US.  At most one move per context per base
- * interval, whichever peer asks.  Called from the timer pass with @now
- * passed in; sockets move in the engine (rt_io_repath()).
+ * be found by trying.  Every EXPLORE_STEP_US each busy peer compares its
+ * paths: busy means messages wait for window and enough was delivered to
+ * compare paths.  When the context's explore interval has passed since
+ * its last move, the path (not path 0, which is the receive socket, and
+ * not a quarantined one or one on probation) that delivered the fewest
+ * packets to this peer in the step gets a new source port.  That path
+ * usually shares its route with the most other paths, so the move does
+ * not empty a route, and it lands on a random one.  The next step of the
+ * peer that moved judges the move: if its delivery rate rose by more
+ * than a tenth, the context's interval returns to EXPLORE_STEP_US (there
+ * may be more to gain); otherwise it doubles, up to EXPLORE_MAX_US, so a
+ * balanced context moves one path every EXPLORE_MAX_US whatever its
+ * number of peers.  A peer that was idle, or not busy, starts over
+ * without judging.  Called from the timer pass with @now passed in;
+ * sockets move in the engine (rt_io_repath()).
  */
-#define EXPLORE_BASE_US 25000
+#define EXPLORE_STEP_US 25000
 #define EXPLORE_MAX_US 200000
-#define EXPLORE_MIN_PKTS 8  /* delivered per path and interval, on average */
+#define EXPLORE_MIN_PKTS 8  /* delivered per path and step, on average */
 
 void rt_path_explore(struct rt_peer *p, uint64_t now)
 {
@@ -348,31 +352,32 @@ void rt_path_explore(struct rt_peer *p, uint64_t now)
 		}
 	}
 	uint64_t span = now - p->explore_last_us;
-	bool busy = p->explore_last_us && span && n >= 3 && p->sq_head &&
-		    total >= (uint64_t)EXPLORE_MIN_PKTS * n;
+	/* a step spanning an idle spell (the timer pass skips idle peers)
+	 * compares nothing */
+	bool busy = p->explore_last_us && span && span <= 4 * EXPLORE_STEP_US && n >= 3 &&
+		    p->sq_head && total >= (uint64_t)EXPLORE_MIN_PKTS * n;
 	p->explore_last_us = now;
+	p->explore_at_us = now + EXPLORE_STEP_US;
+	if (!ctx->explore_ival_us)
+		ctx->explore_ival_us = EXPLORE_STEP_US;
 	if (!busy) {
-		p->explore_ival_us = EXPLORE_BASE_US;
 		p->explore_moved = false;
 		p->explore_rate = 0;
-		p->explore_at_us = now + EXPLORE_BASE_US;
 		return;
 	}
 	uint64_t rate = total * 1000000 / span;
 	if (p->explore_moved) {
 		if (rate * 10 > p->explore_rate * 11)
-			p->explore_ival_us = EXPLORE_BASE_US;
-		else if (p->explore_ival_us < EXPLORE_MAX_US)
-			p->explore_ival_us *= 2;
+			ctx->explore_ival_us = EXPLORE_STEP_US;
+		else if (ctx->explore_ival_us < EXPLORE_MAX_US)
+			ctx->explore_ival_us *= 2;
+		p->explore_moved = false;
 	}
-	if (!p->explore_ival_us)
-		p->explore_ival_us = EXPLORE_BASE_US;
 	p->explore_rate = rate;
-	p->explore_at_us = now + p->explore_ival_us;
-	p->explore_moved = false;
-	if (pick > 0 && (!ctx->explore_move_us || now - ctx->explore_move_us >= EXPLORE_BASE_US)) {
+	if (pick > 0 && (!ctx->explore_move_us ||
+			 now - ctx->explore_move_us >= ctx->explore_ival_us)) {
 		rt_path_repath(ctx, (uint16_t)pick);
-		ctx->io.explores[pick]++;
+		ctx->io.explore_req[pick / 64] |= 1ull << (pick % 64);
 		ctx->explore_move_us = now;
 		p->explore_moved = true;
 	}

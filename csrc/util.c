@@ -125,7 +125,19 @@ void rt_copy_out(void *dst, size_t dst_size, const void *src, size_t src_size)
 		memset((uint8_t *)dst + n, 0, dst_size - n);
 }
 
-void rt_config_init(struct rt_config *cfg)
+int rt_config_init_sized(struct rt_config *out, size_t size)
+{
+	if (!out || size < RT_CONFIG_SIZE_0_2 || size > UINT32_MAX)
+		return rt_seterr(RT_ERR_INVAL, "rt_config_init_sized: need a config and its size "
+				 "(sizeof(struct rt_config), at least %d)", RT_CONFIG_SIZE_0_2);
+	struct rt_config d;
+	rt_config_defaults(&d);
+	d.size = (uint32_t)size;
+	rt_copy_out(out, size, &d, sizeof(d));
+	return RT_OK;
+}
+
+void rt_config_defaults(struct rt_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->size = sizeof(*cfg);

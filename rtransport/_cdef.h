@@ -127,6 +127,7 @@ struct rt_config {
 };
 
 void rt_config_init(struct rt_config *cfg);
+int rt_config_init_sized(struct rt_config *cfg, size_t size);
 uint32_t rt_version(void);
 
 const char *rt_last_error(void);

@@ -183,5 +183,10 @@ def test_fabric_transfer__returned_spine_is_used_again(fab):
     assert sum(p["explore_moves"] for p in paths) > 0, paths
     r, l = state["restored"], state["later"]
     carried = {s: l[s] - r[s] for s in l}
+    print("returned spine", state["spine"], "data packets per spine after the restore", carried,
+          "path 0 quarantined", paths[0]["quarantine_count"])
     # every spine, the returned one included, carried a real share again
-    assert min(carried.values()) > 0.05 * sum(carried.values()) / len(carried), (state["spine"], carried)
+    # (per-path windows fill each 200 Mbit/s spine link once one path is
+    # there, so a found spine soon carries as much as the others; path 0,
+    # which never moves, may have been on it - then this proves less)
+    assert min(carried.values()) > 0.25 * sum(carried.values()) / len(carried), (state["spine"], carried)

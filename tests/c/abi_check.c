@@ -83,16 +83,14 @@ int main(void)
 	struct rt_ctx_info info;
 	OK(rt_ctx_info(a, &info, sizeof(info)));
 	EXPECT(info.num_paths == 4 && info.port != 0, "rt_ctx_info fields");
-	size_t old = offsetof(struct rt_ctx_info, tx_syscalls);
+	/* a size below the 0.2 struct (the first sized version) is refused
+	 * and nothing is written; when the struct grows, 0.2-sized callers get
+	 * exactly their bytes (the same rt_copy_out() as below) */
 	unsigned char buf[sizeof(info) + 64];
 	memset(buf, 0xAB, sizeof(buf));
-	OK(rt_ctx_info(a, (struct rt_ctx_info *)buf, old));
-	EXPECT(memcmp(buf, &info, offsetof(struct rt_ctx_info, port)) == 0, "short copy content");
-	for (size_t i = old; i < sizeof(buf); i++)
-		if (buf[i] != 0xAB) {
-			EXPECT(0, "rt_ctx_info wrote byte %zu beyond the caller's %zu", i, old);
-			break;
-		}
+	EXPECT(rt_ctx_info(a, (struct rt_ctx_info *)buf, offsetof(struct rt_ctx_info, tx_syscalls)) ==
+	       RT_ERR_INVAL, "a truncated rt_ctx_info size was accepted");
+	EXPECT(buf[0] == 0xAB, "a refused call wrote");
 	memset(buf, 0xAB, sizeof(buf));
 	OK(rt_ctx_info(a, (struct rt_ctx_info *)buf, sizeof(buf)));
 	for (size_t i = sizeof(info); i < sizeof(buf); i++)
@@ -107,8 +105,10 @@ int main(void)
 	OK(rt_ep_stats(ea, &st, sizeof(st)));
 	EXPECT(st.msgs_sent == 1 && st.peers == 1, "rt_ep_stats fields");
 	memset(buf, 0xAB, sizeof(buf));
-	OK(rt_ep_stats(ea, (struct rt_ep_stats *)buf, 16));
-	EXPECT(buf[16] == 0xAB, "rt_ep_stats wrote past 16 bytes");
+	OK(rt_ep_stats(ea, (struct rt_ep_stats *)buf, sizeof(st) + 16));
+	EXPECT(memcmp(buf, &st, offsetof(struct rt_ep_stats, srtt_us)) == 0, "rt_ep_stats content");
+	EXPECT(buf[sizeof(st)] == 0 && buf[sizeof(st) + 15] == 0 && buf[sizeof(st) + 16] == 0xAB,
+	       "rt_ep_stats tail not zeroed or written past the caller's size");
 
 	/* rt_ep_path_stats: the caller's entry size is the stride */
 	enum { NP = 8, STRIDE = sizeof(struct rt_path_stats) + 24 };
@@ -132,6 +132,46 @@ int main(void)
 	EXPECT(tx >= 1, "no packet counted on any path");
 	EXPECT(ps[(size_t)4 * STRIDE] == 0xAB, "entry beyond the paths was written");
 	free(ps);
+	/* an older caller's smaller entries (struct as of 0.2, without what a
+	 * later version appends; here: the same size minus nothing to drop,
+	 * so use the exact size as the stride and check the neighbours) */
+	enum { EXACT = sizeof(struct rt_path_stats) };
+	unsigned char *pe = malloc((size_t)5 * EXACT);
+	memset(pe, 0xAB, (size_t)5 * EXACT);
+	EXPECT(rt_ep_path_stats(ea, (struct rt_path_stats *)pe, 4, EXACT) == 4, "exact stride");
+	for (int i = 0; i < 4; i++) {
+		struct rt_path_stats e;
+		memcpy(&e, pe + (size_t)i * EXACT, sizeof(e));
+		EXPECT(e.path == (uint32_t)i, "exact stride: entry %d holds path %u", i, e.path);
+	}
+	EXPECT(pe[(size_t)4 * EXACT] == 0xAB, "exact stride: wrote past 4 entries");
+	free(pe);
+	/* sizes below any version's struct are refused, not truncated (e.g.
+	 * sizeof(pointer) passed by mistake) */
+	EXPECT(rt_ep_path_stats(ea, (struct rt_path_stats *)buf, 1, sizeof(void *)) == RT_ERR_INVAL,
+	       "pointer-sized entry accepted");
+	EXPECT(rt_ep_stats(ea, &st, sizeof(void *)) == RT_ERR_INVAL, "pointer-sized stats accepted");
+
+	/* rt_config: the caller's size is recorded; a newer header's unknown
+	 * fields are refused unless zero; an impossible size is refused */
+	struct { struct rt_config c; uint64_t newer_field; } big;
+	memset(&big, 0xCD, sizeof(big));
+	OK(rt_config_init_sized(&big.c, sizeof(big)));
+	EXPECT(big.c.size == sizeof(big) && big.newer_field == 0 && big.c.mtu == 1500,
+	       "rt_config_init_sized with a larger struct");
+	big.c.progress = RT_PROGRESS_MANUAL;
+	rt_ctx *c2 = NULL;
+	EXPECT(rt_ctx_create(&big.c, &c2) == 0, "zero unknown fields refused: %s", rt_last_error());
+	rt_ctx_destroy(c2);
+	big.newer_field = 1;
+	c2 = NULL;
+	EXPECT(rt_ctx_create(&big.c, &c2) == RT_ERR_UNSUPPORTED && !c2,
+	       "a set unknown field was accepted");
+	struct rt_config small;
+	rt_config_init(&small);
+	small.size = 8;
+	EXPECT(rt_ctx_create(&small, &c2) == RT_ERR_INVAL, "config size 8 accepted");
+	EXPECT(rt_config_init_sized(&small, 8) == RT_ERR_INVAL, "rt_config_init_sized(8) accepted");
 
 	rt_ctx_destroy(a);
 	rt_ctx_destroy(b);

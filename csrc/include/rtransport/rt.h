@@ -48,8 +48,12 @@ extern "C" {
  * rt_ep_stats, rt_path_stats) may grow at the end in later versions:
  * the functions that fill them take the caller's sizeof(), write at
  * most that many bytes and zero what they do not know, so a program
- * built against an older or newer header stays safe.  struct rt_config
- * carries its size for the same reason (set by rt_config_init()).
+ * built against an older or newer header stays safe; a size below the
+ * struct's size in 0.2 (the first sized version) is refused.  struct
+ * rt_config carries the caller's size (rt_config_init() records this
+ * header's): rt_ctx_create() reads no more than that, takes defaults for
+ * fields the caller's header lacks, and refuses a newer header's fields
+ * it does not know unless they are zero.
  * struct rt_wc is frozen: new completion fields would come with a new
  * poll call.
  */
@@ -186,8 +190,21 @@ struct rt_config {
 	uint64_t fault_dead_routes;
 };
 
-/** Fill *cfg with defaults. */
-RT_API void rt_config_init(struct rt_config *cfg);
+/**
+ * rt_config_init_sized() - fill *cfg with defaults.
+ * @size: sizeof(*cfg) as the caller knows it (the header's version of
+ *        struct rt_config); recorded in cfg->size, so that rt_ctx_create()
+ *        reads no more than the caller has and treats fields the caller's
+ *        header does not have as defaults.
+ * Return: 0, or RT_ERR_INVAL if @size is below the smallest struct
+ * rt_config any version has had.
+ */
+RT_API int rt_config_init_sized(struct rt_config *cfg, size_t size);
+/** Fill *cfg with defaults (rt_config_init_sized() with this header's size). */
+static inline void rt_config_init(struct rt_config *cfg)
+{
+	(void)rt_config_init_sized(cfg, sizeof(*cfg));
+}
 
 /** Version of the library actually loaded: (major << 16) | minor.
  * Compare with RT_VERSION_MAJOR/MINOR of the header a program was built
