@@ -252,9 +252,8 @@ int rt_ctx_info(rt_ctx *ctx, struct rt_ctx_info *info, size_t size)
 {
 	if (!ctx || !info)
 		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: context and output are required");
-	if (size < RT_CTX_INFO_SIZE_0_2)
-		return rt_seterr(RT_ERR_INVAL, "rt_ctx_info: size %zu is too small (pass "
-				 "sizeof(struct rt_ctx_info), at least %d)", size, RT_CTX_INFO_SIZE_0_2);
+	if (rt_check_size("rt_ctx_info", "rt_ctx_info", size, RT_CTX_INFO_SIZE_0_2))
+		return RT_ERR_INVAL;
 	struct rt_ctx_info tmp;
 	ctx_info_fill(ctx, &tmp);
 	rt_copy_out(info, size, &tmp, sizeof(tmp));
@@ -265,9 +264,8 @@ int rt_probe(const char *bind, struct rt_ctx_info *info, size_t size)
 {
 	if (!info)
 		return rt_seterr(RT_ERR_INVAL, "rt_probe: output is NULL");
-	if (size < RT_CTX_INFO_SIZE_0_2)
-		return rt_seterr(RT_ERR_INVAL, "rt_probe: size %zu is too small (pass "
-				 "sizeof(struct rt_ctx_info), at least %d)", size, RT_CTX_INFO_SIZE_0_2);
+	if (rt_check_size("rt_probe", "rt_ctx_info", size, RT_CTX_INFO_SIZE_0_2))
+		return RT_ERR_INVAL;
 	struct rt_ctx_info tmp;
 	memset(&tmp, 0, sizeof(tmp));
 	fill_machine(&tmp);

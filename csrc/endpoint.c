@@ -517,9 +517,8 @@ int rt_ep_stats(rt_ep *ep, struct rt_ep_stats *out, size_t size)
 {
 	if (!ep || !out)
 		return rt_seterr(RT_ERR_INVAL, "rt_ep_stats: endpoint and output are required");
-	if (size < RT_EP_STATS_SIZE_0_2)
-		return rt_seterr(RT_ERR_INVAL, "rt_ep_stats: size %zu is too small (pass "
-				 "sizeof(struct rt_ep_stats), at least %d)", size, RT_EP_STATS_SIZE_0_2);
+	if (rt_check_size("rt_ep_stats", "rt_ep_stats", size, RT_EP_STATS_SIZE_0_2))
+		return RT_ERR_INVAL;
 	struct rt_ep_stats tmp, *st = &tmp;
 	pthread_mutex_lock(&ep->ctx->lock);
 	*st = ep->st;
@@ -550,10 +549,9 @@ int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_si
 {
 	if (!ep || (n > 0 && !ps) || n < 0)
 		return rt_seterr(RT_ERR_INVAL, "rt_ep_path_stats: endpoint and output are required");
-	if (n > 0 && entry_size < RT_PATH_STATS_SIZE_0_2)
-		return rt_seterr(RT_ERR_INVAL, "rt_ep_path_stats: entry size %zu is too small "
-				 "(pass sizeof(struct rt_path_stats), at least %d)", entry_size,
-				 RT_PATH_STATS_SIZE_0_2);
+	if (n > 0 && rt_check_size("rt_ep_path_stats", "rt_path_stats", entry_size,
+				   RT_PATH_STATS_SIZE_0_2))
+		return RT_ERR_INVAL;
 	int k = n < RT_MAX_PATHS ? n : RT_MAX_PATHS;
 	struct rt_path_stats *tmp = k ? calloc((size_t)k, sizeof(*tmp)) : NULL;
 	if (k && !tmp)

@@ -496,5 +496,8 @@ RT_HIDDEN void rt_config_defaults(struct rt_config *cfg);
  * @dst and zeroes the rest of @dst (fields a newer header has and this
  * library does not fill). */
 RT_HIDDEN void rt_copy_out(void *dst, size_t dst_size, const void *src, size_t src_size);
+/* rt_check_size() - RT_OK if @size >= @min, else RT_ERR_INVAL saying that
+ * @fn wants sizeof(struct @type) */
+RT_HIDDEN int rt_check_size(const char *fn, const char *type, size_t size, size_t min);
 
 #endif /* RT_INTERNAL_H */

@@ -117,6 +117,14 @@ uint32_t rt_version(void)
 	return ((uint32_t)RT_VERSION_MAJOR << 16) | RT_VERSION_MINOR;
 }
 
+int rt_check_size(const char *fn, const char *type, size_t size, size_t min)
+{
+	if (size >= min)
+		return RT_OK;
+	return rt_seterr(RT_ERR_INVAL, "%s: size %zu is too small (pass sizeof(struct %s), "
+			 "at least %zu)", fn, size, type, min);
+}
+
 void rt_copy_out(void *dst, size_t dst_size, const void *src, size_t src_size)
 {
 	size_t n = dst_size < src_size ? dst_size : src_size;
