@@ -475,7 +475,7 @@ static inline void *rt_cc_state(struct rt_peer *p, uint16_t path)
 }
 RT_HIDDEN uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_on_ack(struct rt_peer *p, uint16_t path, uint64_t rtt_us, uint64_t now);
-RT_HIDDEN void rt_path_repath(rt_ctx *ctx, uint16_t path);
+RT_HIDDEN void rt_path_repath(rt_ctx *ctx, uint16_t path, bool explore);
 RT_HIDDEN void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t now);
 RT_HIDDEN void rt_path_explore(struct rt_peer *p, uint64_t now);
 RT_HIDDEN void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *ps, int n);

@@ -282,7 +282,7 @@ void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t no
 		/* quarantined again without delivering anything since the last
 		 * time: the route is dead, not just lossy - move the path */
 		if (ps->quarantine_streak >= REPATH_AFTER_STREAK)
-			rt_path_repath(p->ep->ctx, path);
+			rt_path_repath(p->ep->ctx, path, false);
 	}
 }
 
@@ -291,17 +291,20 @@ void rt_path_on_loss(struct rt_peer *p, uint16_t path, bool timeout, uint64_t no
  * port), as Google's PRR does after an outage: the route the old value
  * hashed to is evidently bad, and a new value is a new draw among all
  * routes.  rt_path_on_loss() asks for it when a path is quarantined
- * twice in a row without delivering anything in between.  The engine
+ * twice in a row without delivering anything in between; with @explore,
+ * rt_path_explore() does.  The engine
  * carries the request out after this pass
  * (rt_io_repath()), so protocol code never touches a socket; path 0 (the
  * receive socket) keeps its port.  The path's state is kept: it is still
  * quarantined, and comes back on probation on its new route.
  */
-void rt_path_repath(rt_ctx *ctx, uint16_t path)
+void rt_path_repath(rt_ctx *ctx, uint16_t path, bool explore)
 {
 	if (path == 0 || path >= ctx->npaths)
 		return;
 	ctx->io.repath_req[path / 64] |= 1ull << (path % 64);
+	if (explore) /* counted apart (path_stats explore_moves) */
+		ctx->io.explore_req[path / 64] |= 1ull << (path % 64);
 }
 
 /*
@@ -354,7 +357,7 @@ void rt_path_explore(struct rt_peer *p, uint64_t now)
 	uint64_t span = now - p->explore_last_us;
 	/* a step spanning an idle spell (the timer pass skips idle peers)
 	 * compares nothing */
-	bool busy = p->explore_last_us && span && span <= 4 * EXPLORE_STEP_US && n >= 3 &&
+	bool busy = p->explore_last_us && span && span <= 4 * EXPLORE_STEP_US &&
 		    p->sq_head && total >= (uint64_t)EXPLORE_MIN_PKTS * n;
 	p->explore_last_us = now;
 	p->explore_at_us = now + EXPLORE_STEP_US;
@@ -376,8 +379,7 @@ void rt_path_explore(struct rt_peer *p, uint64_t now)
 	p->explore_rate = rate;
 	if (pick > 0 && (!ctx->explore_move_us ||
 			 now - ctx->explore_move_us >= ctx->explore_ival_us)) {
-		rt_path_repath(ctx, (uint16_t)pick);
-		ctx->io.explore_req[pick / 64] |= 1ull << (pick % 64);
+		rt_path_repath(ctx, (uint16_t)pick, true);
 		ctx->explore_move_us = now;
 		p->explore_moved = true;
 	}

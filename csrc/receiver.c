@@ -659,7 +659,7 @@ void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len, const struct sockadd
 		if (n && memcmp(dg + off + RT_BUNDLE_ID_OFF, dg + RT_BUNDLE_ID_OFF,
 				RT_BUNDLE_ID_LEN) != 0)
 			ok = false;
-		off += RT_HDR_SIZE + rt_get16(dg + off + 34);
+		off += RT_HDR_SIZE + rt_get16(dg + off + RT_HDR_LEN_OFF);
 		n++;
 		if (off >= len || n > RT_BUNDLE_MAX)
 			break;
@@ -670,7 +670,7 @@ void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len, const struct sockadd
 	}
 	ctx->io.rx_bundles++;
 	for (off = 0; off < len;) {
-		uint32_t l = RT_HDR_SIZE + rt_get16(dg + off + 34);
+		uint32_t l = RT_HDR_SIZE + rt_get16(dg + off + RT_HDR_LEN_OFF);
 		rt_rx_packet(ctx, dg + off, l, from, tos, rx_ts, now);
 		off += l;
 	}

@@ -30,7 +30,7 @@ size_t rt_hdr_encode(uint8_t *p, const struct rt_hdr *h)
 	rt_put64(p + 16, h->dst_nonce);
 	rt_put64(p + 24, h->src_nonce);
 	rt_put16(p + 32, h->path);
-	rt_put16(p + 34, h->len);
+	rt_put16(p + RT_HDR_LEN_OFF, h->len);
 	rt_put32(p + 36, h->csum);
 	return RT_HDR_SIZE;
 }
@@ -49,7 +49,7 @@ int rt_hdr_decode(const uint8_t *p, size_t len, struct rt_hdr *h)
 	h->dst_nonce = rt_get64(p + 16);
 	h->src_nonce = rt_get64(p + 24);
 	h->path = rt_get16(p + 32);
-	h->len = rt_get16(p + 34);
+	h->len = rt_get16(p + RT_HDR_LEN_OFF);
 	h->csum = rt_get32(p + 36);
 	if (h->magic != RT_WIRE_MAGIC || h->version != RT_WIRE_VERSION)
 		return -1;
