@@ -239,6 +239,8 @@ static void ctx_info_fill(rt_ctx *ctx, struct rt_ctx_info *info)
 	info->rx_segments = ctx->io.rx_segments;
 	info->tx_bundles = ctx->io.tx_bundles;
 	info->rx_bundles = ctx->io.rx_bundles;
+	info->rx_stamp_switches = ctx->io.lean_switches;
+	info->rx_stamps = ctx->io.stamps_ok && !ctx->io.rx_lean;
 	info->engine_loops = ctx->io.loops;
 	if (!info->if_mtu) {
 		struct rt_ctx_info tmp;

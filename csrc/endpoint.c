@@ -100,6 +100,7 @@ void rt_ep_destroy(rt_ep *ep)
 	/* an ACK held for a reply that will never come goes out now, or the
 	 * peer's last send would time out */
 	uint64_t now = rt_now_us() > ctx->now_us ? rt_now_us() : ctx->now_us;
+	rt_rx_deferred(ctx, now);
 	for (uint32_t i = 0; i < ep->npeers; i++)
 		if (ep->peers[i]->state == PEER_OK)
 			rt_rx_ack_now(ep->peers[i], now, -1);
@@ -340,6 +341,8 @@ static int submit(struct rt_peer *p, struct rt_msg *m)
 	/* a held ACK rides along on the path the data just used */
 	rt_rx_ack_now(p, now, p->batch_path);
 	rt_io_flush(ctx, now);
+	rt_rx_deferred(ctx, now);
+	rt_io_flush(ctx, now); /* whatever that ACK let out */
 	pthread_mutex_unlock(&ctx->lock);
 	rt_engine_kick(ctx);
 	return RT_OK;

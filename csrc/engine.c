@@ -56,6 +56,10 @@ int rt_engine_once(rt_ctx *ctx, uint64_t now)
 	ctx->now_us = now;
 	ctx->io.loops++;
 	int work = 0;
+	if (ctx->rx_defer_len) {
+		rt_rx_deferred(ctx, now);
+		work++;
+	}
 	for (int i = 0; i < 4; i++) {
 		int n = rt_io_recv(ctx, now);
 		work += n;
@@ -112,6 +116,7 @@ int rt_inject_packet(rt_ctx *ctx, const void *pkt, size_t len, const char *from_
 			now = ctx->now_us;
 		ctx->now_us = now;
 		rt_rx_datagram(ctx, copy, (uint32_t)len, &from, 0, now, now);
+		rt_rx_deferred(ctx, now);
 		rt_rx_flush_acks(ctx, now);
 		rt_io_flush(ctx, now);
 	}
@@ -169,10 +174,13 @@ static void *engine_main(void *arg)
 		uint64_t now = rt_now_us(); /* read under the lock: see rt_engine_once */
 		rt_engine_once(ctx, now);
 		now = ctx->now_us;
-		bool spin = now - ctx->last_activity_us < ctx->cfg.busy_poll_us;
+		bool spin = now - ctx->last_activity_us < ctx->cfg.busy_poll_us ||
+			    ctx->rx_defer_len; /* an ACK set aside: next pass */
 		uint64_t deadline = spin ? now : next_deadline(ctx, now);
-		if (!spin)
+		if (!spin) {
+			rt_io_before_sleep(ctx, now); /* stamp what wakes us */
 			__atomic_store_n(&ctx->sleeping, 1, __ATOMIC_RELEASE);
+		}
 		pthread_mutex_unlock(&ctx->lock);
 		if (spin)
 			continue;

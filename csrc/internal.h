@@ -307,6 +307,13 @@ struct rt_io {
 	struct sockaddr_in rx_from[RT_RX_BATCH];
 	uint8_t rx_ctrl[RT_RX_BATCH][64];
 	bool rx_batch;                   /* last receive found data: recvmmsg() next */
+	/* lean receive (rt_io_recv): kernel stamps off while busy-polling */
+	bool stamps_ok;                  /* SO_TIMESTAMPNS accepted on fds[0] */
+	bool rx_lean;                    /* stamps are off now */
+	uint32_t rx_singles;             /* consecutive lone datagrams found promptly */
+	uint64_t rx_poll_us;             /* time of the previous receive attempt */
+	uint64_t lean_holdoff_us;        /* stamps stay on until then */
+	uint64_t lean_switches;          /* stamps turned off or on again */
 	int64_t clock_off_us;             /* CLOCK_REALTIME - CLOCK_MONOTONIC, us */
 	uint64_t clock_off_at_us;         /* when clock_off_us was measured (0 = never) */
 	uint64_t repath_req[RT_MAX_PATHS / 64]; /* paths to move to a new source port */
@@ -377,6 +384,13 @@ struct rt_ctx {
 	uint64_t explore_move_us;        /* last exploration move (any peer) */
 	uint64_t explore_ival_us;        /* least time between two moves */
 	struct rt_ctx_info info;
+	/* the ACK that ended a bundle with data, processed after the reply
+	 * has gone out (rt_rx_datagram(), rt_rx_deferred()) */
+	uint8_t rx_defer[RT_HDRBUF];
+	uint32_t rx_defer_len;           /* 0: none */
+	uint8_t rx_defer_tos;
+	uint64_t rx_defer_ts;
+	struct sockaddr_in rx_defer_from;
 	bool destroying;
 };
 
@@ -394,6 +408,7 @@ RT_HIDDEN void rt_engine_app_block(rt_ctx *ctx);
 RT_HIDDEN int rt_io_open(rt_ctx *ctx);
 RT_HIDDEN void rt_io_close(struct rt_io *io);
 RT_HIDDEN void rt_io_repath(rt_ctx *ctx);
+RT_HIDDEN void rt_io_before_sleep(rt_ctx *ctx, uint64_t now); /* lock held */
 RT_HIDDEN int rt_io_recv(rt_ctx *ctx, uint64_t now); /* returns packets handled */
 RT_HIDDEN void rt_io_flush(rt_ctx *ctx, uint64_t now);
 RT_HIDDEN int rt_io_probe(const char *bind, struct rt_ctx_info *info);
@@ -418,6 +433,7 @@ RT_HIDDEN void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len,
 			      const struct sockaddr_in *from, uint8_t tos, uint64_t rx_ts,
 			      uint64_t now);
 RT_HIDDEN void rt_rx_flush_acks(rt_ctx *ctx, uint64_t now);
+RT_HIDDEN void rt_rx_deferred(rt_ctx *ctx, uint64_t now); /* lock held */
 RT_HIDDEN void rt_rx_ack_now(struct rt_peer *p, uint64_t now, int path);
 RT_HIDDEN void rt_peer_rx_free(struct rt_peer *p);
 

@@ -127,7 +127,8 @@ static int open_sock(rt_ctx *ctx, const char *addr, uint16_t port, bool rx, int 
 	if (rx) {
 		io->rcvbuf = set_buf(fd, SO_RCVBUF, SO_RCVBUFFORCE, ctx->cfg.rcvbuf);
 		sock_try_opt(fd, IPPROTO_IP, IP_RECVTOS, 1);
-		sock_try_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1); /* host vs fabric delay */
+		/* host vs fabric delay; off while lean (rt_io_recv) */
+		io->stamps_ok = sock_try_opt(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1) == 0;
 		if (ctx->cfg.gro != RT_OFF) {
 			io->gro_supported = sock_try_opt(fd, SOL_UDP, UDP_GRO, 1) == 0;
 			io->gro = io->gro_supported;
@@ -293,6 +294,44 @@ static void deliver(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
 }
 
 /*
+ * Lean receive.  A kernel receive stamp (SO_TIMESTAMPNS) tells how long a
+ * datagram waited in the socket before we read it, so that our own
+ * scheduling delay is not taken for network delay (RTT samples, the ACK
+ * delay we report).  While the engine busy-polls and every poll finds at
+ * most one datagram, that wait is already known: it is shorter than the
+ * gap since the previous poll.  The stamp then costs about 0.25 us per
+ * datagram in the kernel for nothing, on the path of every small
+ * request and reply, so after RT_LEAN_AFTER such datagrams in a row found
+ * within RT_LEAN_GAP_US of the previous poll, stamps go off (arrival time
+ * = the poll's time, at most RT_LEAN_GAP_US late).  They come back on at
+ * the first batch, GRO batch or longer gap, and before the progress
+ * thread sleeps; then they stay on for RT_LEAN_HOLDOFF_US at least, so a
+ * workload that alternates cannot make us toggle the option (a system
+ * call, and the kernel's timestamping switch) more often than that.
+ * IP_RECVTOS stays on: ECN-CE marks are not recoverable otherwise.
+ */
+#define RT_LEAN_GAP_US 20
+#define RT_LEAN_AFTER 16
+#define RT_LEAN_HOLDOFF_US 1000
+
+static void set_lean(struct rt_io *io, bool lean, uint64_t now)
+{
+	if (sock_try_opt(io->fds[0], SOL_SOCKET, SO_TIMESTAMPNS, !lean) != 0)
+		return; /* keep the current state */
+	io->rx_lean = lean;
+	io->rx_singles = 0;
+	io->lean_switches++;
+	if (!lean)
+		io->lean_holdoff_us = now + RT_LEAN_HOLDOFF_US;
+}
+
+void rt_io_before_sleep(rt_ctx *ctx, uint64_t now)
+{
+	if (ctx->io.rx_lean)
+		set_lean(&ctx->io, false, now);
+}
+
+/*
  * Receive what is queued on the receive socket and hand it to the
  * protocol.  After a call that found nothing the next one uses a single
  * recvmsg(): the first datagram after a quiet spell is usually alone (a
@@ -305,6 +344,8 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 {
 	struct rt_io *io = &ctx->io;
 	int n;
+	uint64_t gap = now - io->rx_poll_us;
+	io->rx_poll_us = now;
 	if (io->rx_batch) {
 		n = recvmmsg(io->fds[0], io->rx_msgs, RT_RX_BATCH, MSG_DONTWAIT, NULL);
 	} else {
@@ -334,6 +375,7 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 		io->clock_off_at_us = now;
 	}
 	int64_t clock_off = io->clock_off_us;
+	bool lone = n == 1;
 	for (int i = 0; i < n; i++) {
 		struct msghdr *mh = &io->rx_msgs[i].msg_hdr;
 		uint32_t len = io->rx_msgs[i].msg_len;
@@ -366,8 +408,10 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 					io->clock_off_at_us = 0; /* re-measure: the clock stepped? */
 			}
 		}
-		if (seg == 0)
+		if (seg == 0 || seg > len)
 			seg = len;
+		if (seg < len)
+			lone = false; /* a GRO batch: data is streaming */
 		for (uint32_t off = 0; off < len || (len == 0 && off == 0); off += seg) {
 			uint32_t l = len - off < seg ? len - off : seg;
 			/* a GRO batch carries the first segment's arrival time; later
@@ -380,6 +424,16 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 	}
 	for (int i = 0; i < n; i++)
 		rx_reset(io, i); /* the kernel rewrote lengths and flags */
+	if (io->stamps_ok) {
+		if (!lone || gap > RT_LEAN_GAP_US) {
+			io->rx_singles = 0;
+			if (io->rx_lean)
+				set_lean(io, false, now);
+		} else if (!io->rx_lean && ++io->rx_singles >= RT_LEAN_AFTER &&
+			   now >= io->lean_holdoff_us) {
+			set_lean(io, true, now);
+		}
+	}
 	io->rx_segments += (uint64_t)pkts;
 	return pkts;
 }

@@ -655,6 +655,8 @@ void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len, const struct sockadd
 {
 	uint32_t off = 0, n = 0;
 	bool ok = true;
+	if (ctx->rx_defer_len)
+		rt_rx_deferred(ctx, now); /* ACKs are handled in arrival order */
 	while (len - off >= RT_HDR_SIZE) {
 		if (n && memcmp(dg + off + RT_BUNDLE_ID_OFF, dg + RT_BUNDLE_ID_OFF,
 				RT_BUNDLE_ID_LEN) != 0)
@@ -671,9 +673,40 @@ void rt_rx_datagram(rt_ctx *ctx, uint8_t *dg, uint32_t len, const struct sockadd
 	ctx->io.rx_bundles++;
 	for (off = 0; off < len;) {
 		uint32_t l = RT_HDR_SIZE + rt_get16(dg + off + RT_HDR_LEN_OFF);
+		if (off + l == len && off && l <= sizeof(ctx->rx_defer) &&
+		    dg[RT_HDR_TYPE_OFF] == RT_PKT_DATA && dg[off + RT_HDR_TYPE_OFF] == RT_PKT_ACK) {
+			/* a request or reply with the ACK of our last message:
+			 * the application answers the data first, the ACK only
+			 * frees what we sent, so handle it after that answer
+			 * has gone out (or at the next engine pass, or before
+			 * the next datagram); its timing uses @rx_ts */
+			memcpy(ctx->rx_defer, dg + off, l);
+			ctx->rx_defer_len = l;
+			ctx->rx_defer_from = *from;
+			ctx->rx_defer_tos = tos;
+			ctx->rx_defer_ts = rx_ts;
+			break;
+		}
 		rt_rx_packet(ctx, dg + off, l, from, tos, rx_ts, now);
 		off += l;
 	}
+}
+
+/*
+ * rt_rx_deferred() - handle the ACK that rt_rx_datagram() set aside, if
+ * any.  Called with the engine lock held at the start of each engine
+ * pass, after a post has flushed its packets, before the next datagram
+ * and before an endpoint closes, so an ACK waits at most until the
+ * application's next call into the library or the next poll.
+ */
+void rt_rx_deferred(rt_ctx *ctx, uint64_t now)
+{
+	uint32_t l = ctx->rx_defer_len;
+	if (!l)
+		return;
+	ctx->rx_defer_len = 0;
+	uint64_t ts = ctx->rx_defer_ts <= now ? ctx->rx_defer_ts : now;
+	rt_rx_packet(ctx, ctx->rx_defer, l, &ctx->rx_defer_from, ctx->rx_defer_tos, ts, now);
 }
 
 /*

@@ -109,6 +109,7 @@ struct rt_nak_hdr {             /* 16 bytes */
 
 #define RT_HDR_SIZE 40u
 #define RT_HDR_LEN_OFF 34 /* common header: offset of `len` (bytes after it) */
+#define RT_HDR_TYPE_OFF 3 /* common header: offset of `type` */
 #define RT_DATA_HDR_SIZE 56u
 #define RT_ACK_HDR_SIZE 24u
 #define RT_NAK_HDR_SIZE 16u

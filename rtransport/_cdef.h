@@ -171,6 +171,8 @@ struct rt_ctx_info {
 	uint64_t engine_loops;
 	uint64_t tx_bundles;
 	uint64_t rx_bundles;
+	uint64_t rx_stamp_switches;
+	uint32_t rx_stamps;
 	...;
 };
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 
 import numpy as np
@@ -695,6 +696,106 @@ def test_bundle__reply_carries_the_held_ack(gso):
         ia, ib = p.A.info(), p.B.info()
         assert ib["tx_bundles"] > 0, ib
         assert ia["rx_bundles"] > 0, ia
+
+
+def _pingpong_rounds(p, rounds, src_a, src_b, ma, mb):
+    """Request A -> B, reply B -> A at once, ``rounds`` times, polling both
+    contexts from this thread; returns A's completions."""
+    got_a = []
+    for i in range(rounds):
+        p.ea.post_recv(ma, 0, 64, wr_id=i)
+        p.eb.post_recv(mb, 0, 64, wr_id=i)
+        p.ea.post_send(p.a2b, src_a, 0, 64, wr_id=100000 + i)
+        c = None
+        end = time.monotonic() + 10
+        while c is None and time.monotonic() < end:
+            c = next((x for x in p.eb.cq.poll() if x.opcode == O.RECV), None)
+            got_a += p.ea.cq.poll()
+        assert c is not None and c.wr_id == i
+        p.eb.post_send(p.b2a, src_b, 0, 64, wr_id=200000 + i)
+        end = time.monotonic() + 10
+        while not any(x.opcode == O.RECV and x.wr_id == i for x in got_a) \
+                and time.monotonic() < end:
+            got_a += p.ea.cq.poll()
+            p.eb.cq.poll()
+        assert any(x.opcode == O.RECV and x.wr_id == i for x in got_a), got_a
+    return got_a
+
+
+@pytest.mark.parametrize("progress", ["manual", "thread"])
+def test_rx_deferred__ack_on_a_reply_still_completes_the_request(progress):
+    """The ACK that rides on a reply is handled after the data (so the
+    application sees the reply first); every request still gets exactly one
+    SEND completion, also with a progress thread that never busy-polls
+    (busy_poll_us=0: it must not sleep on an ACK it set aside)."""
+    opts = dict(progress=progress, busy_poll_us=0) if progress == "thread" else \
+        dict(progress="manual")
+    with Pair(a=opts, b=opts) as p:
+        rounds = 50
+        src_a, src_b = rand_bytes(64, 5), rand_bytes(64, 6)
+        dst_a, dst_b = np.zeros(64, np.uint8), np.zeros(64, np.uint8)
+        ma, mb = p.A.register(dst_a), p.B.register(dst_b)
+        sa, sb = p.A.register(src_a), p.B.register(src_b)
+        got = _pingpong_rounds(p, rounds, sa, sb, ma, mb)
+        sends = [c for c in got if c.opcode == O.SEND]
+        missing = rounds - len(sends)
+        if missing:
+            sends += [c for c in collect(p.ea.cq, missing) if c.opcode == O.SEND]
+        assert sorted(c.wr_id for c in sends) == [100000 + i for i in range(rounds)]
+        assert all(c.status == rt.Status.SUCCESS for c in sends)
+        assert np.array_equal(dst_a, src_b) and np.array_equal(dst_b, src_a)
+        assert p.A.info()["rx_bundles"] > 0
+        assert_quiet(p.ea.cq, 0.1)
+
+
+def _c_pingpong(p, iters):
+    """The C benchmark loop (rt_perf_pingpong) on both sides, B in a thread:
+    64-byte request/reply at busy-polling speed."""
+    buf_a, buf_b = bytearray(128), bytearray(128)
+    ma, mb = p.A.register(buf_a), p.B.register(buf_b)
+    rtt = rt.ffi.new("uint64_t[]", iters)
+    rc_b = []
+    t = threading.Thread(target=lambda: rc_b.append(rt.lib.rt_perf_pingpong(
+        p.eb._ptr, p.b2a.id, mb._ptr, 64, iters, 0, rt.ffi.NULL, 10_000_000)))
+    t.start()
+    rc_a = rt.lib.rt_perf_pingpong(p.ea._ptr, p.a2b.id, ma._ptr, 64, iters, 1, rtt, 10_000_000)
+    end = time.monotonic() + 30
+    while t.is_alive() and time.monotonic() < end:
+        p.A.progress()  # B's last reply still needs our ACK
+    t.join(1)
+    assert not t.is_alive() and rc_b == [0] and rc_a == 0, (rc_a, rc_b, rt.lib.rt_last_error())
+
+
+def test_rx_lean__stamps_off_for_lone_datagrams_and_on_for_bulk():
+    """While a context busy-polls and finds one datagram at a time, kernel
+    receive stamps go off (they would say nothing the poll does not); the
+    first batch of a bulk transfer turns them on again."""
+    opts = dict(progress="manual")
+    with Pair(a=opts, b=opts) as p:
+        if not p.B.info()["rx_stamps"]:
+            pytest.skip("SO_TIMESTAMPNS not available: stamps are never used")
+        for _ in range(10):  # a poll > 20 us after the last one restarts the count
+            _c_pingpong(p, 2000)
+            if p.B.info()["rx_stamps"] == 0:
+                break
+        ib = p.B.info()
+        assert ib["rx_stamps"] == 0 and ib["rx_stamp_switches"] >= 1, ib
+        time.sleep(0.002)  # past the hold-off of a switch back on
+        n = 8 << 20
+        src, dst = rand_bytes(n, 9), np.zeros(n, np.uint8)
+        # an RDMA write: the C loops leave small receives posted
+        ms = p.A.register(src)
+        md = p.B.register(dst, access=rt.Access.LOCAL_WRITE | rt.Access.REMOTE_WRITE)
+        p.ea.post_write(p.a2b, ms, 0, n, remote=md.descriptor(), remote_offset=0, wr_id=2)
+        got_a = []
+        end = time.monotonic() + 60
+        while not got_a and time.monotonic() < end:
+            got_a += p.ea.cq.poll()
+            p.eb.cq.poll()
+        check_comp(got_a[0], wr_id=2, opcode=O.WRITE, byte_len=n)
+        assert np.array_equal(src, dst)
+        ib2 = p.B.info()
+        assert ib2["rx_stamp_switches"] > ib["rx_stamp_switches"], (ib, ib2)
 
 
 def test_stats__retransmits_under_drop_faults():

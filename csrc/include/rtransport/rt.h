@@ -259,6 +259,10 @@ struct rt_ctx_info {
 	uint64_t engine_loops;    /* progress iterations */
 	uint64_t tx_bundles;      /* datagrams that carried more than one packet */
 	uint64_t rx_bundles;      /* received datagrams split into several packets */
+	/* appended in 0.2.1 (a 0.2.0 caller's size stops before them) */
+	uint64_t rx_stamp_switches; /* kernel receive stamps turned off or on (lean receive) */
+	uint32_t rx_stamps;       /* 1: receive stamps on now; 0: off (lean) or unsupported */
+	uint32_t reserved0;
 };
 
 /**
