@@ -133,7 +133,12 @@ static void drive(rt_ctx *ctx)
 	if (pthread_mutex_trylock(&ctx->lock) == 0) {
 		if (!ctx->destroying)
 			rt_engine_once(ctx, now);
+		bool deferred = ctx->rx_defer_len != 0;
 		pthread_mutex_unlock(&ctx->lock);
+		/* an ACK set aside for our next call: if we make none, the
+		 * progress thread (if asleep) must handle it */
+		if (deferred)
+			rt_engine_kick(ctx);
 	}
 }
 

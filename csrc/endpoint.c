@@ -341,8 +341,11 @@ static int submit(struct rt_peer *p, struct rt_msg *m)
 	/* a held ACK rides along on the path the data just used */
 	rt_rx_ack_now(p, now, p->batch_path);
 	rt_io_flush(ctx, now);
-	rt_rx_deferred(ctx, now);
-	rt_io_flush(ctx, now); /* whatever that ACK let out */
+	if (ctx->rx_defer_len) {
+		rt_rx_deferred(ctx, now);
+		rt_tx_push(p, now); /* whatever that ACK let out */
+		rt_io_flush(ctx, now);
+	}
 	pthread_mutex_unlock(&ctx->lock);
 	rt_engine_kick(ctx);
 	return RT_OK;

@@ -305,7 +305,7 @@ struct rt_io {
 	struct mmsghdr rx_msgs[RT_RX_BATCH];
 	struct iovec rx_iov[RT_RX_BATCH];
 	struct sockaddr_in rx_from[RT_RX_BATCH];
-	uint8_t rx_ctrl[RT_RX_BATCH][64];
+	uint8_t rx_ctrl[RT_RX_BATCH][128]; /* GRO 24 + stamp 32 + TOS 24 bytes, and room */
 	bool rx_batch;                   /* last receive found data: recvmmsg() next */
 	/* lean receive (rt_io_recv): kernel stamps off while busy-polling */
 	bool stamps_ok;                  /* SO_TIMESTAMPNS accepted on fds[0] */

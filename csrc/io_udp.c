@@ -316,8 +316,12 @@ static void deliver(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
 
 static void set_lean(struct rt_io *io, bool lean, uint64_t now)
 {
-	if (sock_try_opt(io->fds[0], SOL_SOCKET, SO_TIMESTAMPNS, !lean) != 0)
-		return; /* keep the current state */
+	if (sock_try_opt(io->fds[0], SOL_SOCKET, SO_TIMESTAMPNS, !lean) != 0) {
+		/* cannot switch: stay as we are, and stop trying (a system
+		 * call per poll would cost more than the stamps) */
+		io->stamps_ok = false;
+		return;
+	}
 	io->rx_lean = lean;
 	io->rx_singles = 0;
 	io->lean_switches++;
@@ -327,7 +331,7 @@ static void set_lean(struct rt_io *io, bool lean, uint64_t now)
 
 void rt_io_before_sleep(rt_ctx *ctx, uint64_t now)
 {
-	if (ctx->io.rx_lean)
+	if (ctx->io.rx_lean && ctx->io.stamps_ok)
 		set_lean(&ctx->io, false, now);
 }
 
