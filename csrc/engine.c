@@ -177,10 +177,8 @@ static void *engine_main(void *arg)
 		bool spin = now - ctx->last_activity_us < ctx->cfg.busy_poll_us ||
 			    ctx->rx_defer_len; /* an ACK set aside: next pass */
 		uint64_t deadline = spin ? now : next_deadline(ctx, now);
-		if (!spin) {
-			rt_io_before_sleep(ctx, now); /* stamp what wakes us */
+		if (!spin)
 			__atomic_store_n(&ctx->sleeping, 1, __ATOMIC_RELEASE);
-		}
 		pthread_mutex_unlock(&ctx->lock);
 		if (spin)
 			continue;

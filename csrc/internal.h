@@ -408,7 +408,6 @@ RT_HIDDEN void rt_engine_app_block(rt_ctx *ctx);
 RT_HIDDEN int rt_io_open(rt_ctx *ctx);
 RT_HIDDEN void rt_io_close(struct rt_io *io);
 RT_HIDDEN void rt_io_repath(rt_ctx *ctx);
-RT_HIDDEN void rt_io_before_sleep(rt_ctx *ctx, uint64_t now); /* lock held */
 RT_HIDDEN int rt_io_recv(rt_ctx *ctx, uint64_t now); /* returns packets handled */
 RT_HIDDEN void rt_io_flush(rt_ctx *ctx, uint64_t now);
 RT_HIDDEN int rt_io_probe(const char *bind, struct rt_ctx_info *info);

@@ -304,10 +304,10 @@ static void deliver(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockad
  * request and reply, so after RT_LEAN_AFTER such datagrams in a row found
  * within RT_LEAN_GAP_US of the previous poll, stamps go off (arrival time
  * = the poll's time, at most RT_LEAN_GAP_US late).  They come back on at
- * the first batch, GRO batch or longer gap, and before the progress
- * thread sleeps; then they stay on for RT_LEAN_HOLDOFF_US at least, so a
- * workload that alternates cannot make us toggle the option (a system
- * call, and the kernel's timestamping switch) more often than that.
+ * the first batch or GRO batch, and before the first read after a longer
+ * gap; then they stay on for RT_LEAN_HOLDOFF_US at least, so a workload
+ * that alternates cannot make us toggle the option (a system call) more
+ * often than that.
  * IP_RECVTOS stays on: ECN-CE marks are not recoverable otherwise.
  */
 #define RT_LEAN_GAP_US 20
@@ -329,12 +329,6 @@ static void set_lean(struct rt_io *io, bool lean, uint64_t now)
 		io->lean_holdoff_us = now + RT_LEAN_HOLDOFF_US;
 }
 
-void rt_io_before_sleep(rt_ctx *ctx, uint64_t now)
-{
-	if (ctx->io.rx_lean && ctx->io.stamps_ok)
-		set_lean(&ctx->io, false, now);
-}
-
 /*
  * Receive what is queued on the receive socket and hand it to the
  * protocol.  After a call that found nothing the next one uses a single
@@ -350,6 +344,12 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 	int n;
 	uint64_t gap = now - io->rx_poll_us;
 	io->rx_poll_us = now;
+	/* after a pause (a sleeping progress thread, an application that
+	 * stopped polling) what waits may have waited long: the kernel
+	 * stamped it on arrival all the same (switching the option off only
+	 * drops the control message), so ask for the stamp before reading */
+	if (io->rx_lean && gap > RT_LEAN_GAP_US)
+		set_lean(io, false, now);
 	if (io->rx_batch) {
 		n = recvmmsg(io->fds[0], io->rx_msgs, RT_RX_BATCH, MSG_DONTWAIT, NULL);
 	} else {

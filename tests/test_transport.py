@@ -805,6 +805,40 @@ def test_rx_lean__stamps_off_for_lone_datagrams_and_on_for_bulk():
         assert ib2["rx_stamp_switches"] > ib["rx_stamp_switches"], (ib, ib2)
 
 
+def test_rx_lean__datagram_after_a_pause_keeps_its_arrival_time():
+    """Stamps off, then nobody polls B for 50 ms while A's message waits in
+    B's socket: B must still learn when it arrived (stamps go back on before
+    the read), so the ACK delay it reports covers the pause and A's RTT
+    sample stays a fabric RTT instead of taking the 50 ms."""
+    opts = dict(progress="manual")
+    with Pair(a=opts, b=opts) as p:
+        if not p.B.info()["rx_stamps"]:
+            pytest.skip("SO_TIMESTAMPNS not available: stamps are never used")
+        for _ in range(10):
+            _c_pingpong(p, 2000)
+            if p.B.info()["rx_stamps"] == 0:
+                break
+        assert p.B.info()["rx_stamps"] == 0
+        src = p.A.register(rand_bytes(64, 10))
+        dst = p.B.register(np.zeros(64, np.uint8))
+        rto0 = p.ea.stats()["rto_events"]
+        p.eb.post_recv(dst, 0, 64, wr_id=7)
+        p.ea.post_send(p.a2b, src, 0, 64, wr_id=8)  # goes out at once
+        time.sleep(0.05)  # neither side polls
+        for _ in range(3):
+            p.B.progress()  # B reads it, and sends the ACK (held since the arrival)
+        assert p.B.info()["rx_stamps"] == 1
+        got = []
+        end = time.monotonic() + 10
+        while not any(c.wr_id == 8 for c in got) and time.monotonic() < end:
+            got += p.ea.cq.poll()
+            p.eb.cq.poll()
+        assert any(c.wr_id == 8 and c.status == rt.Status.SUCCESS for c in got), got
+        st = p.ea.stats()
+        assert st["rto_events"] == rto0, st  # else the sample is not taken (Karn)
+        assert st["srtt_us"] < 5000, st  # one 50 ms sample would lift it to ~6 ms
+
+
 def test_stats__retransmits_under_drop_faults():
     with Pair(b=dict(fault=dict(seed=1, drop=0.1))) as p:
         _bulk(p)
