@@ -7,6 +7,8 @@ extra completions, and atomics apply exactly once."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -278,3 +280,55 @@ def test_corruption__detected_and_repaired_bulk():
         assert b["fault_corrupts"] > 0
         assert b["malformed"] > 0  # corrupted packets were caught by the checksum
         assert p.ea.stats()["retransmits"] > 0
+
+
+# ---------------------------------------------------------------- request/reply
+
+
+@settings(max_examples=25, **PROP)
+@given(sizes=st.lists(st.integers(0, 3000), min_size=5, max_size=40), fa=faults, fb=faults,
+       progress=st.sampled_from(["manual", "thread"]))
+def test_request_reply__faults_exactly_once(sizes, fa, fb, progress):
+    """A answers each of B's messages at once (so each reply carries the
+    ACK of the request, which the receiver sets aside until it has
+    answered), under random faults on both sides: every request and reply
+    arrives exactly once, bit-exact, and every send completes once."""
+    kw = dict(progress=progress)
+    with Pair(a=dict(fault=fa, **kw), b=dict(fault=fb, **kw), **CTX) as p:
+        n = len(sizes)
+        req, rep = rand_bytes(3000 * n, fa["seed"] % 1000), rand_bytes(3000 * n, fb["seed"] % 1000)
+        got_req, got_rep = np.zeros_like(req), np.zeros_like(rep)
+        m_req, m_rep = p.B.register(req), p.A.register(rep)
+        m_greq, m_grep = p.A.register(got_req), p.B.register(got_rep)
+        for i, s in enumerate(sizes):
+            p.ea.post_recv(m_greq, 3000 * i, 3000, wr_id=i)
+            p.eb.post_recv(m_grep, 3000 * i, 3000, wr_id=i)
+        comps_a, comps_b = [], []
+        end = time.monotonic() + WAIT_S
+        for i, s in enumerate(sizes):
+            p.eb.post_send(p.b2a, m_req, 3000 * i, s, wr_id=1000 + i)
+            while not any(c.opcode == O.RECV and c.wr_id == i for c in comps_a):
+                assert time.monotonic() < end, (i, comps_a)
+                comps_a += p.ea.cq.poll()
+                comps_b += p.eb.cq.poll()
+            p.ea.post_send(p.a2b, m_rep, 3000 * i, s, wr_id=1000 + i)
+        while (sum(c.opcode == O.SEND for c in comps_a) < n or
+               len([c for c in comps_b if c.opcode == O.RECV]) < n or
+               sum(c.opcode == O.SEND for c in comps_b) < n):
+            assert time.monotonic() < end, (comps_a, comps_b)
+            comps_a += p.ea.cq.poll()
+            comps_b += p.eb.cq.poll()
+        for comps in (comps_a, comps_b):
+            assert all(c.status == S.SUCCESS for c in comps), comps
+            recvs = by_wr_id([c for c in comps if c.opcode == O.RECV])
+            sends = by_wr_id([c for c in comps if c.opcode == O.SEND])
+            assert sorted(recvs) == list(range(n)) and sorted(sends) == [1000 + i for i in range(n)]
+            assert all(recvs[i].byte_len == s for i, s in enumerate(sizes))
+        for i, s in enumerate(sizes):
+            lo = 3000 * i
+            assert np.array_equal(got_req[lo:lo + s], req[lo:lo + s])
+            assert np.array_equal(got_rep[lo:lo + s], rep[lo:lo + s])
+            assert not got_req[lo + s:lo + 3000].any() and not got_rep[lo + s:lo + 3000].any()
+        assert_quiet(p.ea.cq, 0.05)
+        assert_quiet(p.eb.cq, 0.05)
+        _fault_stats_ok(p)
