@@ -51,7 +51,7 @@ from .core import (  # noqa: E402
 
 #: Version of the C core (major, minor), as the loaded library reports it
 #: (rt_version()); the binding is built from the same sources.
-c_version = (lib.rt_version() >> 16, lib.rt_version() & 0xFFFF)
+c_version = divmod(lib.rt_version(), 1 << 16)
 
 __all__ = [
     "__version__",

@@ -773,18 +773,24 @@ def _c_pingpong(p, iters):
     assert not t.is_alive() and rc_b == [0] and rc_a == 0, (rc_a, rc_b, rt.lib.rt_last_error())
 
 
+def _lean_b(p):
+    """Run C ping-pongs until B's receive stamps are off (lean); skip where
+    the kernel has no SO_TIMESTAMPNS."""
+    if not p.B.info()["rx_stamps"]:
+        pytest.skip("SO_TIMESTAMPNS not available: stamps are never used")
+    for _ in range(10):  # a poll > 20 us after the last one restarts the count
+        _c_pingpong(p, 2000)
+        if p.B.info()["rx_stamps"] == 0:
+            break
+
+
 def test_rx_lean__stamps_off_for_lone_datagrams_and_on_for_bulk():
     """While a context busy-polls and finds one datagram at a time, kernel
     receive stamps go off (they would say nothing the poll does not); the
     first batch of a bulk transfer turns them on again."""
     opts = dict(progress="manual")
     with Pair(a=opts, b=opts) as p:
-        if not p.B.info()["rx_stamps"]:
-            pytest.skip("SO_TIMESTAMPNS not available: stamps are never used")
-        for _ in range(10):  # a poll > 20 us after the last one restarts the count
-            _c_pingpong(p, 2000)
-            if p.B.info()["rx_stamps"] == 0:
-                break
+        _lean_b(p)
         ib = p.B.info()
         assert ib["rx_stamps"] == 0 and ib["rx_stamp_switches"] >= 1, ib
         time.sleep(0.002)  # past the hold-off of a switch back on
@@ -812,12 +818,7 @@ def test_rx_lean__datagram_after_a_pause_keeps_its_arrival_time():
     sample stays a fabric RTT instead of taking the 50 ms."""
     opts = dict(progress="manual")
     with Pair(a=opts, b=opts) as p:
-        if not p.B.info()["rx_stamps"]:
-            pytest.skip("SO_TIMESTAMPNS not available: stamps are never used")
-        for _ in range(10):
-            _c_pingpong(p, 2000)
-            if p.B.info()["rx_stamps"] == 0:
-                break
+        _lean_b(p)
         assert p.B.info()["rx_stamps"] == 0
         src = p.A.register(rand_bytes(64, 10))
         dst = p.B.register(np.zeros(64, np.uint8))
