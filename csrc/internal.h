@@ -320,6 +320,9 @@ struct rt_io {
 	uint64_t repaths[RT_MAX_PATHS];  /* times each path got a new source port */
 	uint64_t explore_req[RT_MAX_PATHS / 64]; /* of repath_req, asked for by exploration */
 	uint64_t explores[RT_MAX_PATHS]; /* of repaths, those by exploration */
+	/* send fast path: path sockets (not fds[0]) are connect()ed to the
+	 * first destination they send to, so the kernel reuses the route */
+	struct sockaddr_in conn[RT_MAX_PATHS]; /* sin_family 0: not connected */
 	/* tx scratch */
 	struct iovec *tx_iov;
 	struct mmsghdr *tx_msgs;
