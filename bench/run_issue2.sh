@@ -93,7 +93,8 @@ for path in $PATHS; do
     fi
     # the comparison: rtransport defaults (progress=thread) and
     # progress=manual, each against TCP measured in the same run
-    perf "pingpong-$path" pingpong --path "$path" "${PP_ITERS[@]}" --progress thread,manual
+    perf "pingpong-$path" pingpong --path "$path" "${PP_ITERS[@]}" --progress thread,manual \
+        --api py
     perf "bw-$path" bw --path "$path" "${BW_ARGS[@]}" --progress thread,manual
     # the large-message target once more: more runs, more messages in flight
     if [ "$QUICK" = 0 ]; then

@@ -1280,7 +1280,7 @@ def _do_pingpong(args, env) -> dict:
         r["ratio_p99"] = r["p99_us"] / t["p99_us"] if t else None
     result = {"rows": rows}
     targets = []
-    for api, what in (("py", "Python on both sides"), ("c", "C loops on both sides")):
+    for api, what in (("c", "C loops on both sides"), ("py", "Python on both sides")):
         rts = [r for r in rows if r["transport"] == "rtransport"
                and r["config"].get("api", "py") == api and r["ratio_p50"] is not None]
         if rts:
@@ -1844,12 +1844,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"timed round trips (default {DEFAULT_PINGPONG_ITERS})")
     pp.add_argument("--warmup", type=int, default=None,
                     help="untimed round trips first (default iters/10, at most 1000)")
-    pp.add_argument("--api", "--rt-api", dest="api", type=_csv(str), default=["py"],
-                    help="benchmark loops to run, comma-separated: py (Python on both "
-                         "sides, rtransport through its classes; default), cffi "
+    pp.add_argument("--api", "--rt-api", dest="api", type=_csv(str), default=["c", "py"],
+                    help="benchmark loops to run, comma-separated (default c,py): c (both "
+                         "transports' loops in C, as perftest does: rt_perf_pingpong / "
+                         "rt_perf_tcp_pingpong), py (Python on both sides, rtransport "
+                         "through its classes, TCP through the socket module), cffi "
                          "(rtransport loop on the thin binding rtransport.lib - a "
-                         "diagnostic of the Python layer), c (both transports' loops in C: "
-                         "rt_perf_pingpong / rt_perf_tcp_pingpong)")
+                         "diagnostic of the Python layer)")
 
     bw = sub.add_parser("bw", help="one-way bandwidth for large messages")
     common(bw)
