@@ -268,6 +268,7 @@ int rt_ep_peer_address(rt_ep *ep, rt_peer_t peer, void *buf, size_t buflen)
 void rt_ep_complete(struct rt_ep *ep, uint64_t wr_id, uint32_t opcode, uint32_t status,
 		    uint64_t byte_len, uint32_t peer, bool has_imm, uint32_t imm)
 {
+	rt_place_fence(ep->ctx); /* the completion must not overtake its data */
 	struct rt_wc wc = {
 		.wr_id = wr_id,
 		.byte_len = byte_len,

@@ -58,6 +58,44 @@ RT_HIDDEN int rt_seterr(int code, const char *fmt, ...) __attribute__((format(pr
 RT_HIDDEN void rt_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 RT_HIDDEN uint64_t rt_random64(void);
 
+/* ------------------------------------------------------------- placement */
+/* Messages at least this long are placed with non-temporal stores
+ * (rt_place()): their destination is larger than a core's cache and cold. */
+#define RT_PLACE_NT_MIN (4u << 20)
+RT_HIDDEN void rt_place_nt(void *dst, const void *src, size_t n);
+/**
+ * rt_place() - copy received payload to its final place in user memory.
+ * @ctx: the context (records that a store fence is owed)
+ * @dst, @src, @n: as memcpy()
+ * @msg_len: length of the whole message the payload belongs to
+ *
+ * Payload of large messages goes around the cache (non-temporal stores),
+ * so writing a cold destination does not first read it; anything that
+ * makes the bytes visible to another thread or peer (a completion, a
+ * transmitted ACK) calls rt_place_fence() first.
+ */
+#define rt_place(ctx, dst, src, n, msg_len)                                        \
+	do {                                                                       \
+		if ((msg_len) >= RT_PLACE_NT_MIN) {                                \
+			rt_place_nt((dst), (src), (n));                            \
+			(ctx)->place_fence = true;                                 \
+		} else {                                                           \
+			memcpy((dst), (src), (n));                                 \
+		}                                                                  \
+	} while (0)
+/* rt_place_fence() - order earlier non-temporal placement before what follows */
+#if defined(__x86_64__)
+#define rt_place_fence(ctx)                                                        \
+	do {                                                                       \
+		if ((ctx)->place_fence) {                                          \
+			__builtin_ia32_sfence();                                   \
+			(ctx)->place_fence = false;                                \
+		}                                                                  \
+	} while (0)
+#else
+#define rt_place_fence(ctx) ((void)0)
+#endif
+
 /* ------------------------------------------------------------- regions */
 struct rt_mr {
 	rt_ctx *ctx;
@@ -394,6 +432,7 @@ struct rt_ctx {
 	uint8_t rx_defer_tos;
 	uint64_t rx_defer_ts;
 	struct sockaddr_in rx_defer_from;
+	bool place_fence;                /* non-temporal placement not yet fenced */
 	bool destroying;
 };
 

@@ -428,6 +428,7 @@ int rt_io_recv(rt_ctx *ctx, uint64_t now)
 				break;
 		}
 	}
+	rt_place_fence(ctx);
 	for (int i = 0; i < n; i++)
 		rx_reset(io, i); /* the kernel rewrote lengths and flags */
 	if (io->stamps_ok) {
@@ -506,6 +507,7 @@ void rt_io_flush(rt_ctx *ctx, uint64_t now)
 	struct rt_txq *q = &ctx->txq;
 	if (!q->n)
 		return;
+	rt_place_fence(ctx); /* an ACK must not overtake the data it acknowledges */
 	uint32_t nmsg = 0, niov = 0;
 	for (uint32_t i = 0; i < q->n;) {
 		struct rt_txq_pkt *p0 = &q->pkts[i];

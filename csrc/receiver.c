@@ -134,7 +134,7 @@ static enum verdict place_send(struct rt_peer *p, const struct rt_data_hdr *d,
 		return V_DROP; /* inconsistent with earlier packets of this message */
 	}
 	if (plen)
-		memcpy(s->mr->addr + s->off + d->offset, pay, plen);
+		rt_place(p->ep->ctx, s->mr->addr + s->off + d->offset, pay, plen, d->msg_len);
 	s->bytes += plen;
 	if (s->bytes >= s->msg_len) {
 		s->state = RXS_DONE;
@@ -230,7 +230,7 @@ static enum verdict place_write(struct rt_peer *p, const struct rt_data_hdr *d,
 		}
 	}
 	if (plen)
-		memcpy(mr->addr + d->raddr + d->offset, pay, plen);
+		rt_place(p->ep->ctx, mr->addr + d->raddr + d->offset, pay, plen, d->msg_len);
 	if (w) {
 		w->bytes += plen;
 		if (w->bytes >= w->msg_len) {
@@ -339,7 +339,8 @@ static enum verdict place_response(struct rt_peer *p, const struct rt_data_hdr *
 		if (d->msg_len != req->len)
 			return V_DROP;
 		if (plen)
-			memcpy(req->mr->addr + req->loff + d->offset, pay, plen);
+			rt_place(p->ep->ctx, req->mr->addr + req->loff + d->offset, pay, plen,
+				 d->msg_len);
 		req->resp_bytes += plen;
 		if (req->resp_bytes < req->len)
 			return V_OK;

@@ -4,7 +4,11 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/random.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 #include "internal.h"
 
@@ -143,6 +147,41 @@ int rt_config_init_sized(struct rt_config *out, size_t size)
 	d.size = (uint32_t)size;
 	rt_copy_out(out, size, &d, sizeof(d));
 	return RT_OK;
+}
+
+/*
+ * rt_place_nt() - memcpy() with non-temporal stores (x86-64: SSE2, which
+ * every x86-64 CPU has; elsewhere plain memcpy()).  The caller fences
+ * (rt_place_fence()) before the bytes must be visible elsewhere.
+ */
+void rt_place_nt(void *dst, const void *src, size_t n)
+{
+#if defined(__x86_64__)
+	uint8_t *d = dst;
+	const uint8_t *s = src;
+	size_t head = (16 - ((uintptr_t)d & 15)) & 15;
+	if (n < 256 || head >= n) {
+		memcpy(d, s, n);
+		return;
+	}
+	memcpy(d, s, head);
+	d += head;
+	s += head;
+	n -= head;
+	for (; n >= 64; d += 64, s += 64, n -= 64) {
+		__m128i a = _mm_loadu_si128((const __m128i *)s);
+		__m128i b = _mm_loadu_si128((const __m128i *)(s + 16));
+		__m128i c = _mm_loadu_si128((const __m128i *)(s + 32));
+		__m128i e = _mm_loadu_si128((const __m128i *)(s + 48));
+		_mm_stream_si128((__m128i *)d, a);
+		_mm_stream_si128((__m128i *)(d + 16), b);
+		_mm_stream_si128((__m128i *)(d + 32), c);
+		_mm_stream_si128((__m128i *)(d + 48), e);
+	}
+	memcpy(d, s, n);
+#else
+	memcpy(dst, src, n);
+#endif
 }
 
 void rt_config_defaults(struct rt_config *cfg)

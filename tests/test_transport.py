@@ -32,6 +32,7 @@ SIZES = [
     ("payload+1", lambda mp: mp + 1),
     ("3payload+7", lambda mp: 3 * mp + 7),
     ("1MiB", 1 << 20),
+    ("5MiB+3", (5 << 20) + 3),  # at least RT_PLACE_NT_MIN: non-temporal placement
 ]
 
 
