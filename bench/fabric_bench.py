@@ -14,7 +14,8 @@ same fabric (4 hosts, 2 leaves, 4 spines, MTU 9000, 5-tuple ECMP):
 
     python3 bench/fabric_bench.py [--scenarios spray,loss,...] [--json out.json] [--png failure.png]
 
-Results are printed as a table; docs/benchmarks.md records them.
+Each scenario prints one line, `== NAME: {json}` (rtransport and TCP side
+by side); docs/benchmarks.md records them.
 """
 from __future__ import annotations
 
@@ -413,6 +414,9 @@ def main(argv=None):
                     help="extra bench/xfer.py options for the rtransport runs, e.g. '--cc-scope peer'")
     a = ap.parse_args(argv)
     RT_EXTRA[:] = shlex.split(a.rt_args)
+    bad = [n for n in a.scenarios.split(",") if n not in SCENARIOS]
+    if bad:
+        ap.error(f"unknown scenario(s) {', '.join(bad)}; choose from {', '.join(SCENARIOS)}")
     if os.geteuid() != 0:
         print("fabric benchmarks need root (network namespaces)", file=sys.stderr)
         return 77

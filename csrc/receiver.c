@@ -489,7 +489,13 @@ void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr
 		if (!p) {
 			struct sockaddr_in a = *from;
 			a.sin_port = htons(h.src_port);
-			if (h.src_port == 0 || h.src_ep == 0 || h.src_nonce == 0) {
+			/* a new identity only for a packet that could be a peer's
+			 * first: valid data header, PSN inside the window that
+			 * starts at 0 (forged garbage must not fill the table) */
+			struct rt_data_hdr d;
+			if (h.src_port == 0 || h.src_ep == 0 || h.src_nonce == 0 ||
+			    rt_data_decode(pkt + RT_HDR_SIZE, len - RT_HDR_SIZE, &d) != 0 ||
+			    d.psn >= RT_RCV_WIN) {
 				ep->st.malformed++;
 				return;
 			}

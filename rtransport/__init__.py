@@ -25,6 +25,7 @@ from .errors import (  # noqa: E402
     ClosedError,
     CompletionError,
     InvalidArgument,
+    InvalidType,
     OutOfMemory,
     PeerError,
     RTError,
@@ -74,6 +75,7 @@ __all__ = [
     # errors
     "RTError",
     "InvalidArgument",
+    "InvalidType",
     "OutOfMemory",
     "RTSystemError",
     "ClosedError",

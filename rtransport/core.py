@@ -35,6 +35,8 @@ from .errors import (
     ClosedError,
     CompletionError,
     InvalidArgument,
+    InvalidType,
+    OutOfMemory,
     RTError,
     RTTimeoutError,
     check,
@@ -170,7 +172,7 @@ def _index(value, name: str) -> int:
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+        raise InvalidType(f"{name} must be an int, not {type(value).__name__}") from None
 
 
 def _u64(value, name: str) -> int:
@@ -210,7 +212,7 @@ def _timeout(value, default: float) -> float:
     try:
         t = float(value)
     except (TypeError, ValueError):
-        raise TypeError(f"timeout must be a number of seconds or None, "
+        raise InvalidType(f"timeout must be a number of seconds or None, "
                         f"not {type(value).__name__}") from None
     if t != t:  # NaN
         raise InvalidArgument("timeout must not be NaN")
@@ -247,13 +249,13 @@ def _bytes_arg(value, name: str) -> bytes:
         with memoryview(value) as mv:
             return mv.tobytes()
     except TypeError:
-        raise TypeError(f"{name} must be a bytes-like object, not "
+        raise InvalidType(f"{name} must be a bytes-like object, not "
                         f"{type(value).__name__}") from None
 
 
 def _remote_desc(remote) -> bytes:
     if remote is None:
-        raise TypeError("remote= is required: the descriptor of the target "
+        raise InvalidType("remote= is required: the descriptor of the target "
                         "region (MemoryRegion.descriptor() on the target side)")
     desc = getattr(remote, "descriptor", None)
     if callable(desc):
@@ -261,7 +263,7 @@ def _remote_desc(remote) -> bytes:
     try:
         return _bytes_arg(remote, "remote")
     except TypeError:
-        raise TypeError("remote must be descriptor bytes or an object with a "
+        raise InvalidType("remote must be descriptor bytes or an object with a "
                         f".descriptor() method, not {type(remote).__name__}") from None
 
 
@@ -310,7 +312,7 @@ class FaultConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
         if bad:
-            raise TypeError(f"unknown fault option(s) {', '.join(bad)}; "
+            raise InvalidType(f"unknown fault option(s) {', '.join(bad)}; "
                             f"valid: {', '.join(sorted(names))}")
         return cls(**d)
 
@@ -591,8 +593,16 @@ class _Resource:
         self._check()
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+            return
+        # the block is already failing: a close error (e.g. a region still
+        # in use by a posted receive) must not replace the user's exception
+        try:
+            self.close()
+        except RTError as e:
+            log.warning("closing %s while leaving a failed block: %s", self._what, e)
 
     def close(self):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -672,7 +682,7 @@ class Context(_Resource):
         self._ptr = None
         bad = sorted(set(more) - set(_MORE))
         if bad:
-            raise TypeError(
+            raise InvalidType(
                 f"Context() got unexpected keyword argument(s) {', '.join(bad)}; "
                 f"valid names: {', '.join(_ALL_KWARGS)}")
 
@@ -700,7 +710,7 @@ class Context(_Resource):
             if isinstance(fault, dict):
                 fault = FaultConfig.from_dict(fault)
             if not isinstance(fault, FaultConfig):
-                raise TypeError("fault must be a FaultConfig or a dict, not "
+                raise InvalidType("fault must be a FaultConfig or a dict, not "
                                 f"{type(fault).__name__}")
             values.update(fault.to_config())
         values.update(more)
@@ -718,7 +728,7 @@ class Context(_Resource):
                 if isinstance(value, str):
                     value = value.encode()
                 if not isinstance(value, bytes):
-                    raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+                    raise InvalidType(f"{name} must be a str, not {type(value).__name__}")
                 s = ffi.new("char[]", value)
                 keep.append(s)
                 setattr(cfg, name, s)
@@ -728,7 +738,7 @@ class Context(_Resource):
             except OverflowError as e:
                 raise InvalidArgument(f"{_pyname(name)}={value!r}: {e}") from None
             except TypeError as e:
-                raise TypeError(f"{_pyname(name)}={value!r}: {e}") from None
+                raise InvalidType(f"{_pyname(name)}={value!r}: {e}") from None
             requested[name] = value
 
         _install_log_sink()
@@ -891,7 +901,7 @@ class MemoryRegion(_Resource):
     def __init__(self, ctx: Context, buffer, access: "Access | int" = Access.LOCAL_WRITE):
         self._ptr = None
         if not isinstance(ctx, Context):
-            raise TypeError(f"ctx must be a Context, not {type(ctx).__name__}")
+            raise InvalidType(f"ctx must be a Context, not {type(ctx).__name__}")
         ctxp = ctx._check()
         acc = _index(access, "access")
         if acc & ~int(Access.LOCAL_WRITE | Access.REMOTE_WRITE |
@@ -900,7 +910,7 @@ class MemoryRegion(_Resource):
         try:
             mv = memoryview(buffer)
         except TypeError:
-            raise TypeError(
+            raise InvalidType(
                 f"cannot register a {type(buffer).__name__}: it does not support "
                 "the buffer protocol (use a bytearray, numpy array, memoryview "
                 "or mmap)") from None
@@ -1070,7 +1080,7 @@ class CompletionQueue(_Resource):
     def __init__(self, ctx: Context):
         self._ptr = None
         if not isinstance(ctx, Context):
-            raise TypeError(f"ctx must be a Context, not {type(ctx).__name__}")
+            raise InvalidType(f"ctx must be a Context, not {type(ctx).__name__}")
         out = ffi.new("rt_cq **")
         check(lib.rt_cq_create(ctx._check(), out))
         self._ptr = out[0]
@@ -1403,14 +1413,14 @@ class Endpoint(_Resource):
     def __init__(self, ctx: Context, cq: CompletionQueue | None = None):
         self._ptr = None
         if not isinstance(ctx, Context):
-            raise TypeError(f"ctx must be a Context, not {type(ctx).__name__}")
+            raise InvalidType(f"ctx must be a Context, not {type(ctx).__name__}")
         ctxp = ctx._check()
         owns = cq is None
         if owns:
             cq = CompletionQueue(ctx)
         else:
             if not isinstance(cq, CompletionQueue):
-                raise TypeError(f"cq must be a CompletionQueue, not {type(cq).__name__}")
+                raise InvalidType(f"cq must be a CompletionQueue, not {type(cq).__name__}")
             if cq._ctx is not ctx:
                 raise InvalidArgument("cq belongs to another Context")
         try:
@@ -1497,7 +1507,7 @@ class Endpoint(_Resource):
 
     def _peer_arg(self, peer) -> int:
         if not isinstance(peer, Peer):
-            raise TypeError("peer must be a Peer (from Endpoint.connect() or "
+            raise InvalidType("peer must be a Peer (from Endpoint.connect() or "
                             f"Completion.peer), not {type(peer).__name__}")
         if peer._ep_ref() is not self:
             raise InvalidArgument(
@@ -1507,7 +1517,7 @@ class Endpoint(_Resource):
 
     def _mr_arg(self, mr):
         if not isinstance(mr, MemoryRegion):
-            raise TypeError(f"mr must be a MemoryRegion, not {type(mr).__name__}")
+            raise InvalidType(f"mr must be a MemoryRegion, not {type(mr).__name__}")
         if mr._ptr is None:
             raise ClosedError("MemoryRegion is closed")
         if mr._ctx is not self._ctx:
@@ -1627,7 +1637,13 @@ class Endpoint(_Resource):
     # -- blocking helpers
 
     def _new_internal_mr(self, size: int) -> MemoryRegion:
-        mr = MemoryRegion(self._ctx, bytearray(size), Access.LOCAL_WRITE)
+        try:
+            buf = bytearray(size)
+        except (MemoryError, OverflowError):
+            raise OutOfMemory(f"cannot allocate an internal buffer of {size} bytes; "
+                              "use a smaller max_size, or post_recv() into a region of "
+                              "your own") from None
+        mr = MemoryRegion(self._ctx, buf, Access.LOCAL_WRITE)
         self._internal_mrs.add(mr)
         return mr
 
@@ -1684,7 +1700,7 @@ class Endpoint(_Resource):
         try:
             src = memoryview(data)
         except TypeError:
-            raise TypeError(f"data must be bytes-like, not {type(data).__name__}") from None
+            raise InvalidType(f"data must be bytes-like, not {type(data).__name__}") from None
         with src:
             if not src.c_contiguous:
                 src = memoryview(src.tobytes())

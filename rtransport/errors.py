@@ -12,6 +12,7 @@ from ._rt import ffi, lib
 __all__ = [
     "RTError",
     "InvalidArgument",
+    "InvalidType",
     "OutOfMemory",
     "RTSystemError",
     "ClosedError",
@@ -58,6 +59,12 @@ class InvalidArgument(RTError, ValueError):
     default_code = lib.RT_ERR_INVAL
 
 
+class InvalidType(RTError, TypeError):
+    """An argument of the wrong Python type (e.g. a numpy array where a
+    registered MemoryRegion is needed, a float where an int is)."""
+    default_code = lib.RT_ERR_INVAL
+
+
 class OutOfMemory(RTError, MemoryError):
     """RT_ERR_NOMEM."""
     default_code = lib.RT_ERR_NOMEM
@@ -68,8 +75,9 @@ class RTSystemError(RTError, OSError):
     default_code = lib.RT_ERR_SYS
 
 
-class ClosedError(RTError):
-    """RT_ERR_CLOSED, or use of a closed Python object."""
+class ClosedError(RTError, ValueError):
+    """RT_ERR_CLOSED, or use of a closed Python object (a ValueError, as
+    for an operation on a closed file)."""
     default_code = lib.RT_ERR_CLOSED
 
 

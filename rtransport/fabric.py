@@ -1429,7 +1429,14 @@ def _dispatch(a: argparse.Namespace) -> int:
             cmd = cmd[1:]
         if not cmd:
             raise FabricError("usage: fabric run HOST -- CMD [ARGS...]")
-        return subprocess.call(fab.exec_argv(a.host, cmd))
+        _require_privileges("enter a host namespace")
+        if shutil.which(cmd[0]) is None:  # as a shell reports it (ip netns exec gives 1)
+            print(f"rtransport fabric run: {cmd[0]}: command not found", file=sys.stderr)
+            return 127
+        rc = subprocess.call(fab.exec_argv(a.host, cmd))
+        # as a shell reports it: 128 + N for a command killed by signal N
+        # (subprocess gives -N, which sys.exit would turn into 256 - N)
+        return 128 - rc if rc < 0 else rc
     if a.cmd == "rate":
         burst = int(a.burst) if a.burst and a.burst.isdigit() else a.burst
         fab.set_rate(a.link, None if a.rate.lower() in ("none", "off", "0") else a.rate, a.direction, burst=burst, latency=a.latency)

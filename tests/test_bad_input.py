@@ -469,6 +469,7 @@ def test_raw_packets__malformed_dropped_and_counted(how, checksum):
             time.sleep(0.05)
             after = p.eb.stats()
             assert after["malformed"] - before["malformed"] == len(pkts)
+            assert after["peers"] == before["peers"]  # no identity from garbage
             assert after["msgs_received"] == before["msgs_received"]
             assert after["rx_packets"] == before["rx_packets"]
             assert p.eb.cq.poll() == []
@@ -650,6 +651,34 @@ def test_raw_packets__bad_bundle_delivers_nothing(how, kind):
             assert after["rx_packets"] == before["rx_packets"]
             assert p.eb.cq.poll() == []
             assert (buf == 0xA5).all()
+        finally:
+            done()
+
+
+@pytest.mark.parametrize("how", ["udp", "inject"])
+def test_raw_packets__forged_strangers_do_not_fill_the_peer_table(how):
+    """Malformed DATA packets, each from a new made-up identity, are counted
+    and create no peer: garbage must not use up the peer table (a full
+    table refuses new, real peers)."""
+    with Pair() as p:
+        _works(p)
+        t = _Target(p)
+        send, done = _sender(p, how)
+        before = p.eb.stats()
+        n = 0
+        try:
+            for i in range(1, 101):
+                ident = dict(src_ep=1000 + i, src_nonce=0x5EED0000 + i, src_port=40000 + i)
+                for kw in (dict(op=9), dict(dflags=0x80), dict(msg_len=5, offset=6),
+                           dict(psn=0x4000_0000)):
+                    send(data_packet(**t.to_b(payload=b"x", **kw), **ident))
+                    n += 1
+            send(_trunc(data_packet(**t.to_b(), src_ep=7, src_nonce=77, src_port=7777), 60))
+            n += 1
+            wait_for(lambda: _stat_delta(p.eb, before, "malformed") >= n, timeout=10,
+                     what=f"{n} malformed packets counted")
+            assert p.eb.stats()["peers"] == before["peers"]
+            _works(p)
         finally:
             done()
 

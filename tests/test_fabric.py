@@ -461,6 +461,9 @@ def test_fabric__cli(clean):
     assert fabric.main(["rate", "--prefix", p, "nolink", "1gbit"]) == 1
     assert fabric.main(["bogus"]) == 2
     assert fabric.main(["run", "--prefix", p, "h1", "--", "sh", "-c", "exit 7"]) == 7
+    # exit statuses as a shell gives them
+    assert fabric.main(["run", "--prefix", p, "h1", "--", "sh", "-c", "kill -9 $$"]) == 137
+    assert fabric.main(["run", "--prefix", p, "h1", "--", "no-such-command-rt"]) == 127
     # `run` in a subprocess, output checked
     cp = subprocess.run([sys.executable, FABRIC_PY, "run", "--prefix", p, "h3", "--", "ip", "-br", "addr", "show", "eth0"],
                         capture_output=True, text=True, timeout=30)
