@@ -183,6 +183,7 @@ struct rt_txpkt {
 struct rt_path_state {           /* per peer, per path: a flow of its own */
 	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control of this path */
 	uint64_t tx_packets, tx_bytes, acked, losses, retransmits, timeouts;
+	uint64_t ctl_packets, ctl_bytes; /* ACKs/NAKs we sent on this path */
 	uint64_t inflight_bytes;
 	uint64_t pace_next_us;           /* pacing: next unit may leave then */
 	uint64_t rack_sent_us;           /* newest send time delivered on this path */

@@ -421,6 +421,8 @@ void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *out, int n)
 			struct rt_path_state *ps = &ep->peers[k]->paths[i];
 			o->tx_packets += ps->tx_packets;
 			o->tx_bytes += ps->tx_bytes;
+			o->ctl_packets += ps->ctl_packets;
+			o->ctl_bytes += ps->ctl_bytes;
 			o->retransmits += ps->retransmits;
 			o->losses += ps->losses;
 			o->timeouts += ps->timeouts;

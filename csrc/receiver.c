@@ -39,6 +39,8 @@ static void send_nak(struct rt_peer *p, uint32_t psn, uint32_t msg_id, uint8_t k
 	q->hdr_len = RT_HDR_SIZE + RT_NAK_HDR_SIZE;
 	q->path = h.path;
 	q->dst = p->addr;
+	p->paths[h.path].ctl_packets++;
+	p->paths[h.path].ctl_bytes += q->hdr_len;
 	p->ep->st.naks_sent++;
 }
 
@@ -642,6 +644,8 @@ static void send_ack(struct rt_peer *p, uint64_t now, int path)
 	p->ack_hold = false;
 	p->ack_flags = 0;
 	p->ce_count = 0;
+	p->paths[h.path].ctl_packets++;
+	p->paths[h.path].ctl_bytes += q->hdr_len;
 	p->ep->st.acks_sent++;
 }
 

@@ -277,6 +277,8 @@ struct rt_path_stats {
 	char local_addr[64];
 	uint64_t repaths;       /* times this path got a new source port */
 	uint64_t explore_moves; /* of those, moves by exploration (rt_path_explore) */
+	uint64_t ctl_packets;   /* ACKs and NAKs sent on this path (since 0.2.2) */
+	uint64_t ctl_bytes;
 	...;
 };
 int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_size);

@@ -649,6 +649,11 @@ def test_stats__counters_move_sensibly(pair):
     ps = pair.ea.path_stats()
     assert len(ps) == pair.A.info()["num_paths"]
     assert sum(p["tx_packets"] for p in ps) >= npkts
+    # the receiver's paths carry its ACKs (and NAKs): counted per path
+    pb = pair.eb.path_stats()
+    assert sum(p["ctl_packets"] for p in pb) == b["acks_sent"] + b["naks_sent"]
+    assert sum(p["ctl_bytes"] for p in pb) >= 40 * b["acks_sent"]
+    assert sum(p["tx_packets"] for p in pb) == 0  # no data went from B to A
 
 
 def _bulk(p, n=1 << 20, seed=51):
