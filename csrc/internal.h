@@ -311,6 +311,7 @@ struct rt_ep {
 	struct rt_peer *last_peer;
 	struct rt_ep_stats st;
 	bool closing;
+	bool warned_nocsum;              /* logged: a peer sends without checksums */
 };
 
 /* ------------------------------------------------------------- io */

@@ -483,6 +483,16 @@ void rt_rx_packet(rt_ctx *ctx, uint8_t *pkt, uint32_t len, const struct sockaddr
 	if (ctx->cfg.checksum || (h.flags & RT_HF_CSUM)) {
 		if (!(h.flags & RT_HF_CSUM) || !csum_ok(pkt, len, h.csum)) {
 			ep->st.malformed++;
+			if (!(h.flags & RT_HF_CSUM) && !ep->warned_nocsum) {
+				/* a likely misconfiguration, not an attack: say so once */
+				ep->warned_nocsum = true;
+				char a[INET_ADDRSTRLEN];
+				inet_ntop(AF_INET, &from->sin_addr, a, sizeof(a));
+				rt_log(2, "endpoint %u: dropping packets without a checksum from %s:%u: "
+				       "this context requires checksums (checksum=1, or fault corruption "
+				       "enabled); enable checksum on the peer's context too",
+				       ep->id, a, ntohs(from->sin_port));
+			}
 			return;
 		}
 	}

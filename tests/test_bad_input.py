@@ -1028,3 +1028,21 @@ def test_send__data_not_bytes_like(pair):
         pair.ea.send(pair.a2b, 12345)
     with pytest.raises(TypeError, match="Peer"):
         pair.ea.send(b"x", b"data")
+
+
+def test_checksum__required_on_one_side_only_is_logged(caplog):
+    """A context that requires checksums (checksum=True, or fault corruption)
+    drops a peer's packets that carry none: counted as malformed, and said
+    once in the log with what to change - not only a counter."""
+    import logging
+    with caplog.at_level(logging.WARNING, logger="rtransport"):
+        with Pair(b=dict(checksum=True)) as p:
+            src = rand_bytes(100, 3)
+            p.eb.post_recv(p.B.register(np.zeros(100, np.uint8)), wr_id=1)
+            p.ea.post_send(p.a2b, p.A.register(src), wr_id=2)
+            wait_for(lambda: p.eb.stats()["malformed"] >= 2, timeout=10,
+                     what="packets without a checksum dropped")
+            assert p.eb.stats()["msgs_received"] == 0
+    msgs = [r.getMessage() for r in caplog.records if "without a checksum" in r.getMessage()]
+    assert len(msgs) == 1, msgs
+    assert "enable checksum on the peer" in msgs[0]
