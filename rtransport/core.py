@@ -213,7 +213,7 @@ def _timeout(value, default: float) -> float:
         t = float(value)
     except (TypeError, ValueError):
         raise InvalidType(f"timeout must be a number of seconds or None, "
-                        f"not {type(value).__name__}") from None
+                          f"not {type(value).__name__}") from None
     if t != t:  # NaN
         raise InvalidArgument("timeout must not be NaN")
     return max(0.0, t)
@@ -250,13 +250,13 @@ def _bytes_arg(value, name: str) -> bytes:
             return mv.tobytes()
     except TypeError:
         raise InvalidType(f"{name} must be a bytes-like object, not "
-                        f"{type(value).__name__}") from None
+                          f"{type(value).__name__}") from None
 
 
 def _remote_desc(remote) -> bytes:
     if remote is None:
         raise InvalidType("remote= is required: the descriptor of the target "
-                        "region (MemoryRegion.descriptor() on the target side)")
+                          "region (MemoryRegion.descriptor() on the target side)")
     desc = getattr(remote, "descriptor", None)
     if callable(desc):
         remote = desc()
@@ -264,7 +264,7 @@ def _remote_desc(remote) -> bytes:
         return _bytes_arg(remote, "remote")
     except TypeError:
         raise InvalidType("remote must be descriptor bytes or an object with a "
-                        f".descriptor() method, not {type(remote).__name__}") from None
+                          f".descriptor() method, not {type(remote).__name__}") from None
 
 
 # --------------------------------------------------------------------------
@@ -313,7 +313,7 @@ class FaultConfig:
         bad = sorted(set(d) - names)
         if bad:
             raise InvalidType(f"unknown fault option(s) {', '.join(bad)}; "
-                            f"valid: {', '.join(sorted(names))}")
+                              f"valid: {', '.join(sorted(names))}")
         return cls(**d)
 
 
@@ -711,7 +711,7 @@ class Context(_Resource):
                 fault = FaultConfig.from_dict(fault)
             if not isinstance(fault, FaultConfig):
                 raise InvalidType("fault must be a FaultConfig or a dict, not "
-                                f"{type(fault).__name__}")
+                                  f"{type(fault).__name__}")
             values.update(fault.to_config())
         values.update(more)
 
@@ -1508,7 +1508,7 @@ class Endpoint(_Resource):
     def _peer_arg(self, peer) -> int:
         if not isinstance(peer, Peer):
             raise InvalidType("peer must be a Peer (from Endpoint.connect() or "
-                            f"Completion.peer), not {type(peer).__name__}")
+                              f"Completion.peer), not {type(peer).__name__}")
         if peer._ep_ref() is not self:
             raise InvalidArgument(
                 f"{peer!r} belongs to another endpoint; call "
