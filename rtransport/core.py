@@ -1722,7 +1722,13 @@ class Endpoint(_Resource):
             raise RTTimeoutError(f"send of {n} bytes to {peer!r} did not complete "
                                  f"within {timeout:g} s")
         if not op.result.ok:
-            raise _failure("send", op.result)
+            exc = _failure("send", op.result)
+            if op.result.status == Status.RNR_TIMEOUT:
+                exc.message += (": send() returns once the message is acknowledged, so "
+                                "the receiving endpoint needs a buffer posted first - "
+                                "post_recv(), or prepare_recv() before a send() from the "
+                                "same thread (recv() posts one only while it runs)")
+            raise exc
 
     def _post_internal_recv(self, size: int):
         p = self._check()

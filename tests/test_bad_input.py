@@ -1023,6 +1023,21 @@ def test_send__helper_times_out_without_a_receive_buffer():
         assert p.ea.cq.wait(timeout=0.2) == []
 
 
+def test_send__helper_rnr_timeout_says_what_to_do():
+    """A blocking send() to an endpoint with no buffer posted fails with the
+    RNR status and says how to fix it (the common single-thread mistake:
+    send() first, recv() after)."""
+    with Pair(rnr_timeout_ms=300) as p:
+        with pytest.raises(rt.CompletionError) as ei:
+            p.ea.send(p.a2b, b"nobody posted", timeout=10)
+        assert ei.value.status == rt.Status.RNR_TIMEOUT
+        assert "prepare_recv()" in str(ei.value)
+        p.eb.prepare_recv()
+        p.ea.send(p.a2b, b"now it lands", timeout=10)
+        data, _ = p.eb.recv(timeout=10)
+        assert data == b"now it lands"
+
+
 def test_send__data_not_bytes_like(pair):
     with pytest.raises(TypeError, match="bytes-like"):
         pair.ea.send(pair.a2b, 12345)
