@@ -68,6 +68,7 @@ int rt_engine_once(rt_ctx *ctx, uint64_t now)
 	}
 	if (ctx->fault.nheld)
 		work += rt_fault_release(ctx, now);
+	rt_place_fence(ctx); /* in the thread that placed: before anyone can look */
 	rt_rx_flush_acks(ctx, now);
 	work += run_peers(ctx, now);
 	rt_io_flush(ctx, now);
@@ -119,6 +120,7 @@ int rt_inject_packet(rt_ctx *ctx, const void *pkt, size_t len, const char *from_
 		rt_rx_deferred(ctx, now);
 		rt_rx_flush_acks(ctx, now);
 		rt_io_flush(ctx, now);
+		rt_place_fence(ctx);
 	}
 	pthread_mutex_unlock(&ctx->lock);
 	free(copy);

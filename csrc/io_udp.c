@@ -481,11 +481,14 @@ static void fail_range(rt_ctx *ctx, uint32_t first_msg, uint32_t nmsgs)
  * every sendmsg() (about half a microsecond per send here).  Datagrams to
  * other destinations still name theirs; a connected UDP socket takes an
  * explicit address too.  fds[0] is the receive socket and is never
- * connected (that would filter what it receives).
+ * connected (that would filter what it receives).  Nor is a socket bound
+ * to the wildcard address: connect() would fix its source address to the
+ * route of that first destination, and datagrams to other peers would
+ * then leave with it (or fail with EINVAL).
  */
 static bool tx_connected(struct rt_io *io, uint16_t path, const struct sockaddr_in *dst)
 {
-	if (path == 0)
+	if (path == 0 || io->local[path].sin_addr.s_addr == htonl(INADDR_ANY))
 		return false;
 	struct sockaddr_in *c = &io->conn[path];
 	if (c->sin_family == 0) {
@@ -616,8 +619,13 @@ void rt_io_flush(rt_ctx *ctx, uint64_t now)
 				continue;
 			}
 			int e = errno;
-			if (r < 0 && (e == EINTR || e == ECONNREFUSED) && retries++ < 4)
-				continue; /* ICMP error from an earlier datagram: retry */
+			/* an ICMP error from an earlier datagram, reported once on a
+			 * connected socket for whatever is sent next: retry */
+			bool icmp = e == ECONNREFUSED ||
+				    (io->conn[path].sin_family == AF_INET &&
+				     (e == EHOSTUNREACH || e == ENETUNREACH || e == EHOSTDOWN));
+			if (r < 0 && (e == EINTR || icmp) && retries++ < 4)
+				continue;
 			if (r < 0 && (e == EAGAIN || e == ENOBUFS)) {
 				io->tx_eagain++;
 				fail_range(ctx, m + done, run - done);

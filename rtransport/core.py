@@ -1640,9 +1640,9 @@ class Endpoint(_Resource):
         try:
             buf = bytearray(size)
         except (MemoryError, OverflowError):
-            raise OutOfMemory(f"cannot allocate an internal buffer of {size} bytes; "
-                              "use a smaller max_size, or post_recv() into a region of "
-                              "your own") from None
+            raise OutOfMemory(f"cannot allocate an internal buffer of {size} bytes (for "
+                              "send() data or recv()'s max_size); use a smaller size, or "
+                              "post_send()/post_recv() with a region of your own") from None
         mr = MemoryRegion(self._ctx, buf, Access.LOCAL_WRITE)
         self._internal_mrs.add(mr)
         return mr

@@ -1431,6 +1431,9 @@ def _dispatch(a: argparse.Namespace) -> int:
             raise FabricError("usage: fabric run HOST -- CMD [ARGS...]")
         _require_privileges("enter a host namespace")
         if shutil.which(cmd[0]) is None:  # as a shell reports it (ip netns exec gives 1)
+            if "/" in cmd[0] and os.path.exists(cmd[0]):
+                print(f"rtransport fabric run: {cmd[0]}: permission denied", file=sys.stderr)
+                return 126
             print(f"rtransport fabric run: {cmd[0]}: command not found", file=sys.stderr)
             return 127
         rc = subprocess.call(fab.exec_argv(a.host, cmd))
