@@ -151,8 +151,14 @@ def test_fabric_transfer__returned_spine_is_used_again(fab):
     receive socket, which never moves) happens to hash onto it."""
     for l in fab.links:
         if l.kind != "host":
-            fab.set_rate(l.name, "200mbit")  # 0.8 Gbit/s in all: ~4 s
-    nbytes = 384 << 20
+            fab.set_rate(l.name, "200mbit")  # 0.8 Gbit/s in all: ~8 s
+    # Exploration moves one path at most every 200 ms, each to a random one
+    # of the 4 spines: the 6 s watched after the restore give it about 30
+    # tries, of which it needs one in the first 4.5 s for the found spine to
+    # reach the share asserted below; P(miss) is about (3/4)^22 = 0.2 %.
+    # (With 3 s watched, a clean-clone CI run failed once: the returned
+    # spine carried 472 packets after the restore, the others about 7,800.)
+    nbytes = 768 << 20
     leaf = fab.leaves[fab.hosts[0].leaf].name
     state = {}
 
@@ -170,7 +176,7 @@ def test_fabric_transfer__returned_spine_is_used_again(fab):
         time.sleep(0.4)  # long enough for its paths to be moved
         f.blackhole(spine, direction="both", on=False)
         state["restored"] = data_up()
-        time.sleep(3.0)
+        time.sleep(6.0)
         state["later"] = data_up()
     try:
         send, recv = _transfer(fab, during=flap, nbytes=nbytes)
