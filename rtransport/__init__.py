@@ -24,6 +24,8 @@ from .errors import (  # noqa: E402
     BusyError,
     ClosedError,
     CompletionError,
+    CompletionPeerError,
+    CompletionTimeoutError,
     InvalidArgument,
     InvalidType,
     OutOfMemory,
@@ -87,6 +89,8 @@ __all__ = [
     "BusyError",
     "UnsupportedError",
     "CompletionError",
+    "CompletionTimeoutError",
+    "CompletionPeerError",
     "check",
     "error_for",
 ]

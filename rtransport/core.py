@@ -34,6 +34,8 @@ from .errors import (
     BusyError,
     ClosedError,
     CompletionError,
+    CompletionPeerError,
+    CompletionTimeoutError,
     InvalidArgument,
     InvalidType,
     OutOfMemory,
@@ -500,7 +502,9 @@ def _failure(what: str, comp: Completion) -> CompletionError:
     st = comp.status
     desc = st.description if isinstance(st, Status) else _cstr(lib.rt_wc_status_str(st))
     name = getattr(st, "name", st)
-    return CompletionError(f"{what} failed: {name} ({desc})", completion=comp)
+    cls = {Status.TIMEOUT: CompletionTimeoutError, Status.RNR_TIMEOUT: CompletionTimeoutError,
+           Status.PEER_FAILED: CompletionPeerError}.get(st, CompletionError)
+    return cls(f"{what} failed: {name} ({desc})", completion=comp)
 
 
 # --------------------------------------------------------------------------

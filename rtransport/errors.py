@@ -24,6 +24,8 @@ __all__ = [
     "BusyError",
     "UnsupportedError",
     "CompletionError",
+    "CompletionTimeoutError",
+    "CompletionPeerError",
     "check",
     "error_for",
 ]
@@ -133,11 +135,26 @@ class CompletionError(RTError):
         return None if self.completion is None else self.completion.status
 
     def __reduce__(self):
-        return (_rebuild_completion, (self.message, self.completion, self.code))
+        # a Peer belongs to a live endpoint and does not cross processes:
+        # the pickled completion keeps everything else
+        comp = self.completion
+        if comp is not None and comp.peer is not None:
+            comp = type(comp)(*comp[:5], None, comp[6])
+        return (_rebuild_completion, (type(self), self.message, comp, self.code))
 
 
-def _rebuild_completion(message, completion, code):
-    return CompletionError(message, completion=completion, code=code)
+class CompletionTimeoutError(CompletionError, TimeoutError):
+    """A blocking helper's operation completed with TIMEOUT (the peer went
+    silent) or RNR_TIMEOUT (it never posted a receive buffer)."""
+
+
+class CompletionPeerError(CompletionError, ConnectionError):
+    """A blocking helper's operation completed with PEER_FAILED (posted to a
+    peer that had already failed)."""
+
+
+def _rebuild_completion(cls, message, completion, code):
+    return cls(message, completion=completion, code=code)
 
 
 _BY_CODE: dict[int, type[RTError]] = {

@@ -1031,11 +1031,34 @@ def test_send__helper_rnr_timeout_says_what_to_do():
         with pytest.raises(rt.CompletionError) as ei:
             p.ea.send(p.a2b, b"nobody posted", timeout=10)
         assert ei.value.status == rt.Status.RNR_TIMEOUT
+        assert isinstance(ei.value, rt.CompletionTimeoutError)
+        assert isinstance(ei.value, TimeoutError)  # `except TimeoutError` catches it
         assert "prepare_recv()" in str(ei.value)
         p.eb.prepare_recv()
         p.ea.send(p.a2b, b"now it lands", timeout=10)
         data, _ = p.eb.recv(timeout=10)
         assert data == b"now it lands"
+
+
+def test_send__helper_to_a_silent_peer_is_a_timeout_error():
+    """The peer's endpoint is gone: the helper's send completes with TIMEOUT
+    within timeout_ms, raised as CompletionTimeoutError (a TimeoutError); a
+    second send to the failed peer is a CompletionPeerError (a
+    ConnectionError).  Both pickle with their class."""
+    import pickle
+    with Pair(timeout_ms=300) as p:
+        p.eb.close()
+        with pytest.raises(TimeoutError) as ei:
+            p.ea.send(p.a2b, b"anyone?", timeout=10)
+        assert type(ei.value) is rt.CompletionTimeoutError
+        assert ei.value.status == rt.Status.TIMEOUT
+        with pytest.raises(ConnectionError) as ei2:
+            p.ea.send(p.a2b, b"still?", timeout=10)
+        assert isinstance(ei2.value, rt.CompletionPeerError)
+        assert ei2.value.status == rt.Status.PEER_FAILED
+        for e in (ei.value, ei2.value):
+            back = pickle.loads(pickle.dumps(e))
+            assert type(back) is type(e) and back.status == e.status and str(back) == str(e)
 
 
 def test_send__data_not_bytes_like(pair):
