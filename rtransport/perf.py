@@ -1820,9 +1820,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "swift,none ('default' = the library default)")
         p.add_argument("--transports", type=_csv(str), default=["tcp", "rt"],
                        help="which of tcp,rt to run (default both)")
-        p.add_argument("--repeat", type=int, default=1,
-                       help="run everything N times (interleaved) and report medians "
-                            "(default 1)")
+        p.add_argument("--repeat", type=int, default=3,
+                       help="run everything N times (interleaved: TCP, rtransport, TCP, "
+                            "...) and report medians; this VM-class machine moves single "
+                            "runs by 20-50 %% (default 3)")
         p.add_argument("--wait-idle", type=float, default=0.0, metavar="S",
                        help="before each measurement wait up to S seconds for other "
                             "processes to leave the CPUs idle (default 0: don't wait)")

@@ -126,7 +126,7 @@ def test_doctor_reports_unusable_bind_address(tmp_path):
 
 def test_perf_pingpong_loopback(tmp_path):
     out = tmp_path / "pp.json"
-    r = run_cli(["perf", "pingpong", "--iters", "200", "--json", str(out)], tmp_path)
+    r = run_cli(["perf", "pingpong", "--repeat", "1", "--iters", "200", "--json", str(out)], tmp_path)
     assert r.returncode == 0, _explain(r)
     assert "p50 us" in r.stdout and "tcp" in r.stdout and "rtransport" in r.stdout
     d = json.loads(out.read_text())
@@ -150,7 +150,7 @@ def test_perf_pingpong_loopback(tmp_path):
                     reason="this build has no C benchmark loops")
 def test_perf_pingpong_c_loops_and_cffi(tmp_path):
     out = tmp_path / "ppc.json"
-    r = run_cli(["perf", "pingpong", "--iters", "200", "--api", "c,cffi",
+    r = run_cli(["perf", "pingpong", "--repeat", "1", "--iters", "200", "--api", "c,cffi",
                  "--progress", "manual", "--json", str(out)], tmp_path)
     assert r.returncode == 0, _explain(r)
     rows = json.loads(out.read_text())["result"]["rows"]
@@ -164,7 +164,7 @@ def test_perf_pingpong_c_loops_and_cffi(tmp_path):
 
 def test_perf_bw_loopback(tmp_path):
     out = tmp_path / "bw.json"
-    r = run_cli(["perf", "bw", "--sizes", "65536", "--iters", "5", "--json", str(out)],
+    r = run_cli(["perf", "bw", "--repeat", "1", "--sizes", "65536", "--iters", "5", "--json", str(out)],
                 tmp_path)
     assert r.returncode == 0, _explain(r)
     assert "64 KiB" in r.stdout
@@ -177,7 +177,7 @@ def test_perf_bw_loopback(tmp_path):
 
 
 def test_perf_bw_send_op(tmp_path):
-    r = run_cli(["perf", "bw", "--sizes", "64K,1M", "--iters", "5", "--op", "send",
+    r = run_cli(["perf", "bw", "--repeat", "1", "--sizes", "64K,1M", "--iters", "5", "--op", "send",
                  "--transports", "rt", "--progress", "manual"], tmp_path)
     assert r.returncode == 0, _explain(r)
     assert "op=send" in r.stdout and "1 MiB" in r.stdout
@@ -187,7 +187,7 @@ def test_perf_bw_send_op(tmp_path):
                     reason="needs root and iproute2")
 def test_perf_netns_cleans_up(tmp_path):
     before = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    r = run_cli(["perf", "pingpong", "--path", "netns", "--iters", "100",
+    r = run_cli(["perf", "pingpong", "--repeat", "1", "--path", "netns", "--iters", "100",
                  "--progress", "manual"], tmp_path)
     assert r.returncode == 0, _explain(r)
     assert "netns" in r.stdout and "10.77.0.2" in r.stdout
