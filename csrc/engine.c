@@ -68,7 +68,6 @@ int rt_engine_once(rt_ctx *ctx, uint64_t now)
 	}
 	if (ctx->fault.nheld)
 		work += rt_fault_release(ctx, now);
-	rt_place_fence(ctx); /* in the thread that placed: before anyone can look */
 	rt_rx_flush_acks(ctx, now);
 	work += run_peers(ctx, now);
 	rt_io_flush(ctx, now);

@@ -172,6 +172,7 @@ int rt_fault_release(rt_ctx *ctx, uint64_t now)
 		free(h);
 		n++;
 	}
+	rt_place_fence(ctx); /* as at the end of a receive batch (rt_io_recv) */
 	return n;
 }
 

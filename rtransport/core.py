@@ -498,13 +498,17 @@ def _make_completion(ctx: "Context", wc, wr_id: int | None = None) -> Completion
     return _completion(ctx._eps, row)
 
 
-def _failure(what: str, comp: Completion) -> CompletionError:
+_FAILURE_CLASS = {Status.TIMEOUT: CompletionTimeoutError,
+                  Status.RNR_TIMEOUT: CompletionTimeoutError,
+                  Status.PEER_FAILED: CompletionPeerError}
+
+
+def _failure(what: str, comp: Completion, hint: str = "") -> CompletionError:
     st = comp.status
     desc = st.description if isinstance(st, Status) else _cstr(lib.rt_wc_status_str(st))
     name = getattr(st, "name", st)
-    cls = {Status.TIMEOUT: CompletionTimeoutError, Status.RNR_TIMEOUT: CompletionTimeoutError,
-           Status.PEER_FAILED: CompletionPeerError}.get(st, CompletionError)
-    return cls(f"{what} failed: {name} ({desc})", completion=comp)
+    cls = _FAILURE_CLASS.get(st, CompletionError)
+    return cls(f"{what} failed: {name} ({desc}){hint}", completion=comp)
 
 
 # --------------------------------------------------------------------------
@@ -1726,13 +1730,11 @@ class Endpoint(_Resource):
             raise RTTimeoutError(f"send of {n} bytes to {peer!r} did not complete "
                                  f"within {timeout:g} s")
         if not op.result.ok:
-            exc = _failure("send", op.result)
-            if op.result.status == Status.RNR_TIMEOUT:
-                exc.message += (": send() returns once the message is acknowledged, so "
-                                "the receiving endpoint needs a buffer posted first - "
-                                "post_recv(), or prepare_recv() before a send() from the "
-                                "same thread (recv() posts one only while it runs)")
-            raise exc
+            hint = (": send() returns once the message is acknowledged, so the receiving "
+                    "endpoint needs a buffer posted first - post_recv(), or prepare_recv() "
+                    "before a send() from the same thread (recv() posts one only while it "
+                    "runs)") if op.result.status == Status.RNR_TIMEOUT else ""
+            raise _failure("send", op.result, hint)
 
     def _post_internal_recv(self, size: int):
         p = self._check()
