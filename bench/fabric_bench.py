@@ -281,6 +281,19 @@ def backlog_sampler(fab, link_name, direction, stop, out, interval=0.005):
         time.sleep(interval)
 
 
+def barrier_coordinator(bar, names, timeout=120):
+    """bench/xfer.py --barrier: write go once every sender is ready, and
+    verify once every sender is done."""
+    for step, then in (("ready", "go"), ("done", "verify")):
+        end = time.monotonic() + timeout
+        while not all(os.path.exists(os.path.join(bar, f"{step}.{n}")) for n in names):
+            if time.monotonic() > end:
+                break
+            time.sleep(0.002)
+        with open(os.path.join(bar, then), "w") as f:
+            f.write("1")
+
+
 def incast_run(fab, proto, nbytes, senders, dst):
     base = rtt_probe(fab, fab.hosts[3], dst, 0.5)
     results = {}
@@ -290,13 +303,23 @@ def incast_run(fab, proto, nbytes, senders, dst):
     bl.start()
     th = threading.Thread(target=lambda: probe.setdefault("rtt", rtt_probe(fab, fab.hosts[3], dst, a_incast_seconds)), daemon=True)
     th.start()
+    # the senders start together, once every process has built its data,
+    # and the receivers check theirs only when all transfers have ended:
+    # otherwise one process's setup or CRC (seconds of CPU) runs beside
+    # another's transfer on this small machine and is measured with it
+    bar = tempfile.mkdtemp(prefix="rtfb-bar-")
+    coord = threading.Thread(target=barrier_coordinator, args=(bar, [s.ip for s in senders]), daemon=True)
+    coord.start()
     threads = []
     for s in senders:
-        t = threading.Thread(target=lambda s=s: results.__setitem__(s.name, run_pair(fab, s, dst, proto, nbytes)), daemon=True)
+        t = threading.Thread(target=lambda s=s: results.__setitem__(
+            s.name, run_pair(fab, s, dst, proto, nbytes, extra=["--barrier", bar])), daemon=True)
         t.start()
         threads.append(t)
     for t in threads:
         t.join(200)
+    coord.join(5)
+    shutil.rmtree(bar, ignore_errors=True)
     stop.set()
     th.join(30)
     bl.join(5)
@@ -336,6 +359,9 @@ def incast_run(fab, proto, nbytes, senders, dst):
             p99 = max((p["rtt_p99_us"] for p in ps if p["tx_packets"]), default=0)
             infl.append(p99 - st.get("min_rtt_us", 0))
         out["rt_own_p99_inflation_us"] = infl
+        sts = [results[s.name][0].get("stats") or {} for s in senders]
+        for k in ("retransmits", "tlp_probes", "rto_events", "spurious_retransmits", "srtt_us"):
+            out["rt_" + k] = [st.get(k) for st in sts]
     return out
 
 

@@ -59,6 +59,43 @@ def put_file(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def barrier_ready(args) -> bool:
+    """With --barrier DIR: say this sender is set up (DIR/ready.<bind>), then
+    wait for DIR/go, so that the senders of a multi-sender run start
+    together and none of them generates its data while another transfers.
+    Returns False if go did not appear within --max-seconds."""
+    if not args.barrier:
+        return True
+    put_file(os.path.join(args.barrier, "ready." + args.bind), b"1")
+    return wait_path(os.path.join(args.barrier, "go"), args.max_seconds)
+
+
+def barrier_done(args) -> None:
+    if args.barrier:
+        put_file(os.path.join(args.barrier, "done." + args.bind), b"1")
+
+
+def barrier_verify(args, idle=None) -> None:
+    """With --barrier DIR: a receiver checks its data (a CRC over the whole
+    buffer, CPU-heavy) only once DIR/verify exists, i.e. when every
+    transfer of the run has ended; ``idle`` keeps an endpoint serving
+    meanwhile."""
+    if args.barrier:
+        wait_path(os.path.join(args.barrier, "verify"), args.max_seconds, idle)
+
+
+def wait_path(path: str, timeout: float, idle=None) -> bool:
+    end = time.monotonic() + timeout
+    while not os.path.exists(path):
+        if time.monotonic() > end:
+            return False
+        if idle:
+            idle()
+        else:
+            time.sleep(0.002)
+    return True
+
+
 def pattern(nbytes: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=nbytes, dtype=np.uint8)
@@ -121,6 +158,7 @@ def rt_serve(args) -> dict:
                 if not c.ok:
                     return {"ok": False, "error": f"final message failed: {c.status}"}
                 want_crc, sent = struct.unpack("<IQ", bytes(ctl[:12]))
+                barrier_verify(args, lambda: ep.cq.wait(timeout=0.02))
                 got_crc = zlib.crc32(memoryview(buf)) & 0xFFFFFFFF
                 info = ctx.info()
                 io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments",
@@ -164,6 +202,8 @@ def rt_send(args) -> dict:
         nchunks = (n + chunk - 1) // chunk
         posted = done = 0
         events = []
+        if not barrier_ready(args):
+            return {"ok": False, "error": "no go from the barrier within --max-seconds"}
         t0 = time.monotonic()
         mark = {}
         deadline = t0 + args.max_seconds
@@ -194,6 +234,7 @@ def rt_send(args) -> dict:
                     final = c
         ok = final is not None and final.ok
         put_file(os.path.join(args.dir, "sent"), b"1")  # the receiver may leave now
+        barrier_done(args)
         st = ep.stats()
         info = ctx.info()
         io = {k: info[k] for k in ("tx_syscalls", "tx_datagrams", "tx_segments", "tx_eagain",
@@ -209,6 +250,12 @@ def rt_send(args) -> dict:
 
 def tcp_serve(args) -> dict:
     n = args.bytes
+    want_crc = zlib.crc32(memoryview(pattern(n, 7)))  # before the sender connects
+    buf = bytearray(n)
+    # fault the pages in before the clock starts, as rtransport's
+    # registration does (MADV_POPULATE_WRITE), so neither side pays page
+    # clears inside the timed transfer
+    np.frombuffer(buf, dtype=np.uint8).fill(1)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind((args.bind, 0))
@@ -217,11 +264,6 @@ def tcp_serve(args) -> dict:
     put_file(os.path.join(args.dir, "server"), f"{args.bind} {ls.getsockname()[1]}".encode())
     c, _ = ls.accept()
     c.settimeout(args.stall_timeout)
-    buf = bytearray(n)
-    # fault the pages in before the clock starts, as rtransport's
-    # registration does (MADV_POPULATE_WRITE), so neither side pays page
-    # clears inside the timed transfer
-    np.frombuffer(buf, dtype=np.uint8).fill(1)
     mv = memoryview(buf)
     got = 0
     events = []
@@ -238,7 +280,8 @@ def tcp_serve(args) -> dict:
     except socket.timeout:
         pass
     t1 = time.monotonic()
-    ok = got == n and zlib.crc32(mv) == zlib.crc32(memoryview(pattern(n, 7)))
+    barrier_verify(args)
+    ok = got == n and zlib.crc32(mv) == want_crc
     t0 = t0 or t1
     return {"ok": ok, "bytes": got, "seconds": t1 - t0,
             "t0": t0, "t_last": events[-1][0] if events else t1,
@@ -252,6 +295,8 @@ def tcp_send(args) -> dict:
     s = socket.create_connection((host, int(port)), timeout=30)
     s.settimeout(args.stall_timeout)
     data = pattern(args.bytes, 7)
+    if not barrier_ready(args):
+        return {"ok": False, "error": "no go from the barrier within --max-seconds"}
     t0 = time.monotonic()
     if args.mark_file:
         put_file(args.mark_file, b"%f" % t0)
@@ -263,6 +308,7 @@ def tcp_send(args) -> dict:
         ok = False
     t1 = time.monotonic()
     s.close()
+    barrier_done(args)
     return {"ok": ok, "seconds": t1 - t0, "t0": t0, "t1": t1,
             "goodput_gbps": args.bytes * 8 / (t1 - t0) / 1e9}
 
@@ -289,6 +335,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=60.0)
     ap.add_argument("--stall-timeout", type=float, default=3.0)
     ap.add_argument("--mark-file", default=None, help="write the start time here (for failure injection)")
+    ap.add_argument("--barrier", default=None,
+                    help="directory shared by the processes of a multi-sender run: senders start "
+                         "together when DIR/go appears, receivers verify when DIR/verify appears")
     ap.add_argument("--out", default=None, help="write the JSON result here too")
     args = ap.parse_args(argv)
     fn = {("rt", "serve"): rt_serve, ("rt", "send"): rt_send,
