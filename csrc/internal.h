@@ -258,6 +258,9 @@ struct rt_peer {
 	uint32_t next_msg_id, next_ssn;
 	uint32_t nmsgs;                  /* live messages */
 	uint64_t srtt_us, rttvar_us, min_rtt_us, rto_us;
+	/* the same, with the receiver's ACK hold left in: how long an ACK
+	 * takes as the loss-probe and retransmission timers see it */
+	uint64_t tsrtt_us, trttvar_us;
 	uint32_t rto_backoff;
 	uint64_t rack_sent_us, rack_rtt_us;
 	uint32_t reo_mult;               /* reordering window in min_rtt/4 units */

@@ -500,22 +500,38 @@ int rt_tx_push(struct rt_peer *p, uint64_t now)
 
 /* ------------------------------------------------------------- ACK/NAK */
 
-static void rtt_update(struct rt_peer *p, uint64_t sample)
+/* rtt_smooth() - RFC 6298 smoothing of @sample into @srtt and @rttvar. */
+static void rtt_smooth(uint64_t *srtt, uint64_t *rttvar, uint64_t sample)
+{
+	if (!*srtt) {
+		*srtt = sample;
+		*rttvar = sample / 2;
+	} else {
+		uint64_t err = sample > *srtt ? sample - *srtt : *srtt - sample;
+		*rttvar = (3 * *rttvar + err) / 4;
+		*srtt = (7 * *srtt + sample) / 8;
+	}
+}
+
+/*
+ * rtt_update() - take an RTT sample: @sample is the fabric's part (the
+ * receiver's ACK hold removed, for congestion control and loss detection),
+ * @ack_delay_us the hold itself.  The timers (tail-loss probe, RTO) wait
+ * for ACKs as they really come, hold included, as QUIC's PTO adds the
+ * peer's max_ack_delay: a receiver whose thread waits for a CPU holds its
+ * ACKs for milliseconds, and a probe timed on the fabric RTT alone then
+ * fires spuriously.
+ */
+static void rtt_update(struct rt_peer *p, uint64_t sample, uint64_t ack_delay_us)
 {
 	rt_ctx *ctx = p->ep->ctx;
 	if (sample == 0)
 		sample = 1;
 	if (sample < p->min_rtt_us)
 		p->min_rtt_us = sample;
-	if (!p->srtt_us) {
-		p->srtt_us = sample;
-		p->rttvar_us = sample / 2;
-	} else {
-		uint64_t err = sample > p->srtt_us ? sample - p->srtt_us : p->srtt_us - sample;
-		p->rttvar_us = (3 * p->rttvar_us + err) / 4;
-		p->srtt_us = (7 * p->srtt_us + sample) / 8;
-	}
-	uint64_t rto = p->srtt_us + 4 * p->rttvar_us;
+	rtt_smooth(&p->srtt_us, &p->rttvar_us, sample);
+	rtt_smooth(&p->tsrtt_us, &p->trttvar_us, sample + ack_delay_us);
+	uint64_t rto = p->tsrtt_us + 4 * p->trttvar_us;
 	if (rto < ctx->cfg.rto_min_us)
 		rto = ctx->cfg.rto_min_us;
 	if (rto > ctx->cfg.rto_max_us)
@@ -753,8 +769,19 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 	}
 	if (a->aflags & RT_ACKF_CE)
 		ep->st.ecn_ce += a->ce_count;
-	if (acc.newest_sent)
-		rtt_update(p, acc.newest_rtt); /* ack delay already removed */
+	if (acc.newest_sent) {
+		rtt_update(p, acc.newest_rtt, acc.ack_delay);
+	} else if (acc.bytes && a->ts_echo) {
+		/* everything this ACK covers had been sent again, so by Karn's
+		 * rule no send time dates it; the echoed timestamp still
+		 * dates the transmission that arrived (RFC 7323).  Without
+		 * this, a probe timer shorter than the receiver's ACK hold
+		 * would resend every packet and never get a sample to grow. */
+		uint32_t raw = (uint32_t)acc.rx_ts - a->ts_echo;
+		if (raw && raw <= 4 * (uint64_t)ep->ctx->cfg.rto_max_us)
+			rtt_update(p, raw > acc.ack_delay + RT_MIN_RTT_US ? raw - acc.ack_delay : raw,
+				   acc.ack_delay);
+	}
 	if (acc.bytes) {
 		p->rto_backoff = 0;
 		p->last_progress_us = now;
@@ -884,7 +911,12 @@ void rt_tx_timers(struct rt_peer *p, uint64_t now)
 		detect_losses(p, now);
 		/* tail loss probe: nothing acknowledged for a while (a lost last
 		 * packet cannot trigger RACK): resend the newest packet early */
-		uint64_t pto = 2 * (p->srtt_us ? p->srtt_us : 500) + 200;
+		uint64_t pto = 2 * (p->tsrtt_us ? p->tsrtt_us : 500);
+		if (p->tsrtt_us && p->tsrtt_us + 4 * p->trttvar_us > pto)
+			pto = p->tsrtt_us + 4 * p->trttvar_us;
+		pto += 200;
+		if (pto > p->rto_us)
+			pto = p->rto_us; /* a probe never waits longer than the RTO */
 		if (!p->tlp_sent && p->inflight_pkts && now >= p->last_progress_us + pto) {
 			for (uint32_t psn = p->snd_nxt - 1; psn_le(p->snd_una, psn); psn--) {
 				if (slot(p, psn)->state == TX_INFLIGHT) {

@@ -846,6 +846,35 @@ def test_rx_lean__datagram_after_a_pause_keeps_its_arrival_time():
         assert st["srtt_us"] < 5000, st  # one 50 ms sample would lift it to ~6 ms
 
 
+def test_tlp__receiver_holding_acks_gets_no_spurious_probes():
+    """The tail-loss probe waits for ACKs as they come, the receiver's hold
+    included.  B runs its engine only every 3 ms (progress='manual'), so
+    it holds each ACK for up to 3 ms, while the fabric RTT (hold removed)
+    is tens of microseconds.  A probe timed on the fabric RTT alone
+    (2 x srtt + 200 us) fires for nearly every message; timed on the RTT
+    with the hold it fires for few.  Nothing is lost, so every probe is a
+    duplicate at B."""
+    n = 40
+    with Pair(b=dict(progress="manual")) as p:
+        src = rand_bytes(1024 * n, 31)
+        dst = np.zeros_like(src)
+        ms = p.A.register(src)
+        md = p.B.register(dst, rt.Access.LOCAL_WRITE | rt.Access.REMOTE_WRITE)
+        for i in range(n):
+            p.ea.post_write(p.a2b, ms, 1024 * i, 1024, remote=md, remote_offset=1024 * i, wr_id=i)
+            end = time.monotonic() + 10
+            got = []
+            while not got and time.monotonic() < end:
+                time.sleep(0.003)
+                p.B.progress()
+                got = p.ea.cq.poll()
+            assert got and got[0].ok and got[0].wr_id == i, (i, got)
+        a, b = p.ea.stats(), p.eb.stats()
+        assert np.array_equal(src, dst)
+        assert b["duplicates"] == a["retransmits"], (a, b)
+        assert a["tlp_probes"] <= n // 4, a
+
+
 def test_stats__retransmits_under_drop_faults():
     with Pair(b=dict(fault=dict(seed=1, drop=0.1))) as p:
         _bulk(p)
