@@ -38,6 +38,9 @@ struct rt_cc_ack {
 	uint64_t srtt_us;           /* smoothed RTT of the flow */
 	uint64_t inflight_bytes;    /* after removing the acked bytes */
 	uint64_t ecn_ce_bytes;      /* acked bytes that carried ECN-CE */
+	uint64_t flow_cwnd_bytes;   /* window of the flow this one is part of
+				     * (a path's share of a pooled peer
+				     * window), for flow scaling; 0 = own */
 };
 
 struct rt_cc_ops {

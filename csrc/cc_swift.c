@@ -98,11 +98,14 @@ static double swift_rsqrt(double x)
  * swift_target_us() - target queueing delay for the current window:
  * target_delay plus flow scaling, so that small-window flows tolerate a
  * little more delay than large ones and small biases between the flows'
- * base-RTT estimates cannot starve one of them.
+ * base-RTT estimates cannot starve one of them.  @flow_cwnd, if not 0, is
+ * the window of the flow this one is a share of (a path of a peer whose
+ * paths pool their sub-MSS windows): scaling follows that flow's size,
+ * not the share's.
  */
-static double swift_target_us(const struct swift_state *s)
+static double swift_target_us(const struct swift_state *s, uint64_t flow_cwnd)
 {
-	double pkts = s->cwnd / s->mss;
+	double pkts = (flow_cwnd ? (double)flow_cwnd : s->cwnd) / s->mss;
 	double fs = s->fs_a * swift_rsqrt(pkts < SWIFT_FS_MIN_PKTS
 						  ? SWIFT_FS_MIN_PKTS : pkts) +
 		    s->fs_b;
@@ -266,7 +269,7 @@ static void swift_on_ack(void *st, const struct rt_cc_ack *ack)
 		double delay = ack->rtt_us > ack->base_rtt_us
 				       ? (double)(ack->rtt_us - ack->base_rtt_us)
 				       : 0.0;
-		double target = swift_target_us(s);
+		double target = swift_target_us(s, ack->flow_cwnd_bytes);
 
 		s->over_target = delay >= target;
 		s->queueing = 2.0 * delay >= target;

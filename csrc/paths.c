@@ -47,6 +47,8 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 		.min_cwnd_bytes = mss,
 		.max_cwnd_bytes = ctx->cfg.max_inflight_bytes,
 	};
+	if (!rt_cc_per_peer(p) && n > 1)
+		cp.min_cwnd_bytes = mss / n; /* sub-MSS windows pool: see path_open() */
 	if (rt_cc_per_peer(p)) {
 		/* one window for the peer: room for two spray units to start */
 		cp.init_cwnd_bytes = 2 * init < ctx->cfg.max_inflight_bytes ?
@@ -55,10 +57,9 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 	} else {
 		/* together the paths start with the peer scope's two spray
 		 * units, not one each: an incast of several peers would
-		 * otherwise begin with megabytes queued at the bottleneck.  (A
-		 * per-path floor of mss/n was tried as well: it halved the
-		 * incast queue's p99 but left the link 15% idle - see
-		 * docs/benchmarks.md - so each path keeps a floor of one MSS.) */
+		 * otherwise begin with megabytes queued at the bottleneck.
+		 * Each path's floor is mss/n, so the peer's is one MSS, as in
+		 * peer scope; paths below one MSS pool their windows. */
 		cp.init_cwnd_bytes = 2 * init / n > mss ? 2 * init / n : mss;
 		for (uint32_t i = 0; i < n; i++)
 			p->cc->init(p->paths[i].cc_state, &cp, now);
@@ -106,13 +107,61 @@ static bool flow_open(const struct rt_peer *p, uint64_t pace_next_us, bool idle,
 	return true;
 }
 
-static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now)
+/*
+ * The pool.  A path's window may shrink below one MSS (to mss/n, so the
+ * peer's floor is one MSS, not n): when n path flows share one bottleneck
+ * - an incast onto a host link - n one-MSS floors per sender would be a
+ * standing queue no controller can drain.  A path's own sub-MSS window
+ * cannot clock packets (it would have to be paced one packet per several
+ * RTTs, on timers this host keeps late), so the sub-MSS paths of a peer
+ * pool their windows: together they may have as many bytes in flight as
+ * their windows add up to (at least one MSS), one packet per path at a
+ * time, sent as ACKs free room.  Each path still grows and shrinks its
+ * share from its own RTT samples, so a path behind a longer queue gets
+ * less of the pool.
+ */
+struct pool {
+	uint64_t win, inflight, mss;
+};
+
+static void pool_sums(const struct rt_peer *p, struct pool *pl)
+{
+	pl->win = pl->inflight = 0;
+	pl->mss = p->ep->ctx->max_payload;
+	if (rt_cc_per_peer(p))
+		return;
+	for (uint32_t i = 0; i < p->ep->ctx->npaths; i++) {
+		const struct rt_path_state *ps = &p->paths[i];
+		uint64_t w = rt_path_cwnd(p, (uint16_t)i);
+		if (w < pl->mss && !ps->quarantined) {
+			pl->win += w;
+			pl->inflight += ps->inflight_bytes;
+		}
+	}
+}
+
+static bool pool_room(const struct pool *pl)
+{
+	return pl->inflight < (pl->win > pl->mss ? pl->win : pl->mss);
+}
+
+uint64_t rt_path_pool_cwnd(const struct rt_peer *p)
+{
+	struct pool pl;
+	pool_sums(p, &pl);
+	return pl.win > pl.mss ? pl.win : pl.mss;
+}
+
+static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now,
+		      const struct pool *pl)
 {
 	const struct rt_path_state *ps = &p->paths[i];
 	if (rt_cc_per_peer(p))
 		return true; /* the peer's window and pacer decide */
-	return flow_open(p, ps->pace_next_us, !ps->inflight, ps->inflight_bytes,
-			 rt_path_cwnd(p, (uint16_t)i), now);
+	uint64_t w = rt_path_cwnd(p, (uint16_t)i);
+	if (w < pl->mss)
+		return !ps->inflight && pool_room(pl);
+	return flow_open(p, ps->pace_next_us, !ps->inflight, ps->inflight_bytes, w, now);
 }
 
 static bool peer_open(const struct rt_peer *p, uint64_t now)
@@ -135,8 +184,10 @@ int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 	uint32_t n = p->ep->ctx->npaths;
 	uint32_t usable = 0, fallback = UINT32_MAX;
 	uint64_t fb_until = UINT64_MAX;
+	struct pool pl;
 	if (!peer_open(p, now))
 		return -1;
+	pool_sums(p, &pl);
 	if (rt_cc_per_peer(p)) {
 		uint32_t best = UINT32_MAX;
 		uint64_t best_bytes = UINT64_MAX;
@@ -173,13 +224,13 @@ int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 			continue;
 		}
 		usable++;
-		if (path_open(p, i, now)) {
+		if (path_open(p, i, now, &pl)) {
 			p->path_rr = (uint16_t)((i + 1) % n);
 			return (int)i;
 		}
 	}
 	/* every path quarantined: keep going on the one released soonest */
-	if (!usable && fallback != UINT32_MAX && path_open(p, fallback, now))
+	if (!usable && fallback != UINT32_MAX && path_open(p, fallback, now, &pl))
 		return (int)fallback;
 	return -1;
 }
@@ -192,9 +243,16 @@ uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
 			return t; /* waits for an ACK, not for time */
 		return p->pace_next_us > now ? p->pace_next_us : now;
 	}
+	struct pool pl;
+	pool_sums(p, &pl);
 	for (uint32_t i = 0; i < p->ep->ctx->npaths; i++) {
 		const struct rt_path_state *ps = &p->paths[i];
 		uint64_t d = ps->quarantined ? ps->quarantine_until : ps->pace_next_us;
+		if (!ps->quarantined && rt_path_cwnd(p, (uint16_t)i) < pl.mss) {
+			if (ps->inflight || !pool_room(&pl))
+				continue; /* in the pool: waits for an ACK */
+			d = now;
+		}
 		if (ps->inflight && ps->inflight_bytes >= rt_path_cwnd(p, (uint16_t)i))
 			continue; /* waits for an ACK, not for time */
 		if (d < now)

@@ -799,10 +799,13 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 			};
 			p->cc->on_ack(p->cc_state, &ca);
 		}
+		uint64_t pool = 0; /* the pooled window, if a path is in the pool */
 		for (uint32_t i = 0; i < np && !rt_cc_per_peer(p); i++) {
 			if (!pa[i].bytes)
 				continue;
 			struct rt_path_state *ps = &p->paths[i];
+			if (!pool && rt_path_cwnd(p, (uint16_t)i) < ep->ctx->max_payload)
+				pool = rt_path_pool_cwnd(p);
 			struct rt_cc_ack ca = {
 				.now_us = now,
 				.acked_bytes = pa[i].bytes,
@@ -811,6 +814,8 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 				.srtt_us = ps->srtt_us ? ps->srtt_us : p->srtt_us,
 				.inflight_bytes = ps->inflight_bytes,
 				.ecn_ce_bytes = ce_bytes * pa[i].bytes / acc.bytes,
+				.flow_cwnd_bytes = rt_path_cwnd(p, (uint16_t)i) <
+							   ep->ctx->max_payload ? pool : 0,
 			};
 			p->cc->on_ack(ps->cc_state, &ca);
 		}

@@ -25,6 +25,7 @@ CASES = [
     "swift_ecn",
     "swift_no_throttle_uncongested",
     "swift_incast_fractional",
+    "swift_flow_scaling_follows_flow_window",
     "none_fixed_window",
     "find",
 ]

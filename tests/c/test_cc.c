@@ -729,6 +729,50 @@ static void case_swift_incast_fractional(void)
 	sim_free(&s);
 }
 
+/*
+ * A path of a peer whose sub-MSS path windows pool (paths.c) passes the
+ * pooled window as flow_cwnd_bytes: flow scaling must then follow the
+ * flow's size, not the share's.  At 65 us of queueing (target 50 us), a
+ * quarter-MSS window on its own aims at ~81 us and grows; the same window
+ * as a share of a 64-MSS flow aims at ~50 us and shrinks.
+ */
+static void case_swift_flow_scaling_follows_flow_window(void)
+{
+	const struct rt_cc_ops *ops = &rt_cc_swift;
+	struct rt_cc_params p = { .mss = 1500, .target_delay_us = 50,
+				  .init_cwnd_bytes = 375,
+				  .min_cwnd_bytes = 1500 / 64,
+				  .max_cwnd_bytes = 1 << 20 };
+	union cc_blob own, share;
+	struct rt_cc_ack a;
+	uint64_t c0, c_own, c_share, t = 1000;
+	int i;
+
+	memset(&own, 0, sizeof(own));
+	memset(&share, 0, sizeof(share));
+	ops->init(own.b, &p, 0);
+	ops->init(share.b, &p, 0);
+	c0 = ops->cwnd_bytes(own.b);
+	for (i = 0; i < 20; i++, t += 200) { /* one ACK per RTT-ish */
+		memset(&a, 0, sizeof(a));
+		a.now_us = t;
+		a.acked_bytes = 375;
+		a.rtt_us = 85;
+		a.base_rtt_us = 20;
+		a.srtt_us = 85;
+		ops->on_ack(own.b, &a);
+		a.flow_cwnd_bytes = 64 * 1500;
+		ops->on_ack(share.b, &a);
+	}
+	c_own = ops->cwnd_bytes(own.b);
+	c_share = ops->cwnd_bytes(share.b);
+	printf("65 us queueing, target 50 us, window %lu: on its own -> %lu, "
+	       "as a share of a 64-MSS flow -> %lu\n", (unsigned long)c0,
+	       (unsigned long)c_own, (unsigned long)c_share);
+	check(c_own > c0, "a quarter-MSS flow under its scaled target did not grow");
+	check(c_share < c0, "a share of a 64-MSS flow over its target did not shrink");
+}
+
 static void case_none_fixed_window(void)
 {
 	const struct rt_cc_ops *ops = &rt_cc_none;
@@ -793,6 +837,7 @@ static const struct {
 	{ "swift_ecn", case_swift_ecn },
 	{ "swift_no_throttle_uncongested", case_swift_no_throttle_uncongested },
 	{ "swift_incast_fractional", case_swift_incast_fractional },
+	{ "swift_flow_scaling_follows_flow_window", case_swift_flow_scaling_follows_flow_window },
 	{ "none_fixed_window", case_none_fixed_window },
 	{ "find", case_find },
 };
