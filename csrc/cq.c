@@ -6,6 +6,7 @@
  * backs off meanwhile), then sleep on a condition variable.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -124,15 +125,18 @@ static int cq_try(struct rt_cq *cq, struct rt_wc *wc, int n)
 }
 
 /* Run one engine iteration if nobody else is running one. */
-static void drive(rt_ctx *ctx)
+/* drive() - one engine pass if nobody else is making one; returns the
+ * pass's work count (0 when the engine was busy elsewhere). */
+static int drive(rt_ctx *ctx)
 {
+	int work = 0;
 	/* tell the progress thread an application thread is polling, so it
 	 * backs off instead of competing for the lock and a core */
 	uint64_t now = rt_now_us();
 	__atomic_store_n(&ctx->app_active_us, now, __ATOMIC_RELAXED);
 	if (pthread_mutex_trylock(&ctx->lock) == 0) {
 		if (!ctx->destroying)
-			rt_engine_once(ctx, now);
+			work = rt_engine_once(ctx, now);
 		bool deferred = ctx->rx_defer_len != 0;
 		pthread_mutex_unlock(&ctx->lock);
 		/* an ACK set aside for our next call: if we make none, the
@@ -140,6 +144,7 @@ static void drive(rt_ctx *ctx)
 		if (deferred)
 			rt_engine_kick(ctx);
 	}
+	return work;
 }
 
 int rt_cq_poll(rt_cq *cq, struct rt_wc *wc, int n)
@@ -174,10 +179,12 @@ int rt_cq_wait(rt_cq *cq, struct rt_wc *wc, int n, int64_t timeout_us)
 		spin_until = deadline;
 	rt_engine_app_enter(ctx);
 	for (;;) {
-		drive(ctx);
+		int work = drive(ctx);
 		k = cq_try(cq, wc, n);
 		if (k)
 			break;
+		if (!work)
+			sched_yield(); /* polite spinning, as in engine.c */
 		uint64_t now = rt_now_us();
 		if (now >= spin_until || __atomic_load_n(&cq->signals, __ATOMIC_ACQUIRE) != sig)
 			break;
