@@ -229,10 +229,13 @@ def open_wait(path, timeout=30):
     raise TimeoutError(path)
 
 
-def rtt_probe(fab, src, dst, seconds, interval=0.005):
-    """UDP echo RTT samples (us) from src to dst for `seconds`."""
+def rtt_probe(fab, src, dst, seconds, interval=0.005, stop_file=None):
+    """UDP echo RTT samples from src to dst: a list of (t_send, rtt_us), t_send
+    on this machine's CLOCK_MONOTONIC (shared by all namespaces).  Runs for
+    `seconds`, or until stop_file exists when one is given (seconds is then
+    only the upper bound)."""
     code = r'''
-import socket,sys,time
+import os,socket,sys,time
 mode=sys.argv[1]
 if mode=="echo":
     s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind((sys.argv[2],47000)); s.settimeout(float(sys.argv[3]))
@@ -242,20 +245,21 @@ if mode=="echo":
     except socket.timeout: pass
 else:
     s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.settimeout(0.5)
-    end=time.monotonic()+float(sys.argv[3]); out=[]
-    while time.monotonic()<end:
+    end=time.monotonic()+float(sys.argv[3]); stop=sys.argv[5]; out=[]
+    while time.monotonic()<end and not (stop and os.path.exists(stop)):
         t=time.monotonic(); s.sendto(b"x"*64,(sys.argv[2],47000))
-        try: s.recvfrom(64); out.append((time.monotonic()-t)*1e6)
+        try: s.recvfrom(64); out.append("%.6f:%.1f"%(t,(time.monotonic()-t)*1e6))
         except socket.timeout: pass
         time.sleep(float(sys.argv[4]))
-    print(",".join("%.1f"%x for x in out))
+    print(",".join(out))
 '''
     echo = fab.popen(dst, [PY, "-c", code, "echo", dst.ip, str(seconds + 3)])
     time.sleep(0.2)
-    cli = fab.popen(src, [PY, "-c", code, "ping", dst.ip, str(seconds), str(interval)], stdout=subprocess.PIPE)
+    cli = fab.popen(src, [PY, "-c", code, "ping", dst.ip, str(seconds), str(interval), stop_file or ""],
+                    stdout=subprocess.PIPE)
     out, _ = cli.communicate(timeout=seconds + 10)
     echo.kill()
-    return [float(x) for x in out.decode().strip().split(",") if x]
+    return [(float(t), float(r)) for t, r in (x.split(":") for x in out.decode().strip().split(",") if x)]
 
 
 def pctl(xs, q):
@@ -266,19 +270,41 @@ def pctl(xs, q):
 
 
 def backlog_sampler(fab, link_name, direction, stop, out, interval=0.005):
-    """Sample the tbf backlog (bytes queued at the bottleneck) until stop is set.
-    Unlike the UDP probe, this is the queue itself, free of the probe
-    processes' scheduling delay on a busy host."""
+    """Sample the tbf backlog (bytes queued at the bottleneck) until stop is
+    set, appending (t, bytes) to out.  Unlike the UDP probe, this is the queue
+    itself, free of the probe processes' scheduling delay on a busy host.  One
+    long-lived `tc -batch` answers every sample: starting a tc process 200
+    times a second would itself take a good part of a core from the transfers
+    it measures (and, measured here, changes their results)."""
+    import re
+    import select
     link = fab._targets(link_name)[0]
     ns, dev = fab._rate_target(link, fab._directions(link, direction)[0])
-    import re
-    while not stop.is_set():
-        cp = subprocess.run(["tc", "-n", ns, "-s", "qdisc", "show", "dev", dev],
-                            capture_output=True, text=True)
-        m = re.search(r"backlog (\d+)b", cp.stdout)
-        if m:
-            out.append(int(m.group(1)))
-        time.sleep(interval)
+    tc = subprocess.Popen(["stdbuf", "-oL", "tc", "-n", ns, "-s", "-batch", "-"],
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    fd, buf = tc.stdout.fileno(), b""
+    try:
+        while not stop.is_set():
+            t = time.monotonic()
+            tc.stdin.write(f"qdisc show dev {dev}\n".encode())
+            tc.stdin.flush()
+            while True:
+                m = re.search(rb"backlog (\d+)b", buf)
+                if m:
+                    out.append((t, int(m.group(1))))
+                    buf = buf[m.end():]
+                    break
+                # never wait on tc for long: a sampler must not hang the bench
+                if not select.select([fd], [], [], 1.0)[0]:
+                    return
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return  # tc went away
+                buf += chunk
+            time.sleep(interval)
+    finally:
+        tc.kill()
+        tc.wait()
 
 
 def barrier_coordinator(bar, names, timeout=120):
@@ -295,19 +321,21 @@ def barrier_coordinator(bar, names, timeout=120):
 
 
 def incast_run(fab, proto, nbytes, senders, dst):
-    base = rtt_probe(fab, fab.hosts[3], dst, 0.5)
+    base = [r for _, r in rtt_probe(fab, fab.hosts[3], dst, 0.5)]
     results = {}
     probe = {}
     stop, backlog = threading.Event(), []
     bl = threading.Thread(target=backlog_sampler, args=(fab, dst.name, "down", stop, backlog), daemon=True)
     bl.start()
-    th = threading.Thread(target=lambda: probe.setdefault("rtt", rtt_probe(fab, fab.hosts[3], dst, a_incast_seconds)), daemon=True)
+    bar = tempfile.mkdtemp(prefix="rtfb-bar-")
+    probe_stop = os.path.join(bar, "probe-stop")
+    th = threading.Thread(target=lambda: probe.setdefault(
+        "rtt", rtt_probe(fab, fab.hosts[3], dst, 300, stop_file=probe_stop)), daemon=True)
     th.start()
     # the senders start together, once every process has built its data,
     # and the receivers check theirs only when all transfers have ended:
     # otherwise one process's setup or CRC (seconds of CPU) runs beside
     # another's transfer on this small machine and is measured with it
-    bar = tempfile.mkdtemp(prefix="rtfb-bar-")
     coord = threading.Thread(target=barrier_coordinator, args=(bar, [s.ip for s in senders]), daemon=True)
     coord.start()
     threads = []
@@ -319,10 +347,12 @@ def incast_run(fab, proto, nbytes, senders, dst):
     for t in threads:
         t.join(200)
     coord.join(5)
-    shutil.rmtree(bar, ignore_errors=True)
     stop.set()
+    with open(probe_stop, "w"):
+        pass
     th.join(30)
     bl.join(5)
+    shutil.rmtree(bar, ignore_errors=True)
     gp = [results[s.name][0].get("goodput_gbps", 0.0) for s in senders]
     secs = [results[s.name][0].get("seconds", 0.0) for s in senders]
     total_bytes = nbytes * len(senders)
@@ -338,7 +368,14 @@ def incast_run(fab, proto, nbytes, senders, dst):
         span = max(secs)
     util = total_bytes * 8 / span / 1e9 if span > 0 else 0.0
     jain = sum(gp) ** 2 / (len(gp) * sum(g * g for g in gp)) if any(gp) else 0.0
-    rtts = probe.get("rtt", [])
+    # the probe and the queue sampler run from before the senders' setup to
+    # after their verification: keep only what was taken while data moved
+    if all(x is not None for x in starts + ends):
+        lo, hi = min(starts), max(ends)
+    else:
+        lo, hi = float("-inf"), float("inf")
+    rtts = [r for t, r in probe.get("rtt", []) if lo <= t <= hi]
+    backlog = [b for t, b in backlog if lo <= t <= hi]
     base_min = min(base) if base else None
     out = {"goodput_gbps": [round(g, 3) for g in gp], "utilization": round(util, 3), "jain": round(jain, 3),
            "span_s": round(span, 3),
@@ -365,16 +402,11 @@ def incast_run(fab, proto, nbytes, senders, dst):
     return out
 
 
-a_incast_seconds = 4.0
-
-
 def sc_incast(fab, a):
-    global a_incast_seconds
     h2 = fab.hosts[2]
     fab.set_rate(h2.name, "1gbit", direction="down")
     senders = [fab.hosts[0], fab.hosts[1], fab.hosts[3]]
     nbytes = a.incast_bytes
-    a_incast_seconds = max(2.0, nbytes * 3 * 8 / 1e9 * 0.8)
     rt_res = incast_run(fab, "rt", nbytes, senders, h2)
     tcp_res = incast_run(fab, "tcp", nbytes, senders, h2)
     return {"rt": rt_res, "tcp": tcp_res, "target_delay_us": a.target_us,
