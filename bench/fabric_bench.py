@@ -253,9 +253,9 @@ else:
         time.sleep(float(sys.argv[4]))
     print(",".join(out))
 '''
-    echo = fab.popen(dst, [PY, "-c", code, "echo", dst.ip, str(seconds + 3)])
+    echo = fab.popen(dst, RT_PRIO + [PY, "-c", code, "echo", dst.ip, str(seconds + 3)])
     time.sleep(0.2)
-    cli = fab.popen(src, [PY, "-c", code, "ping", dst.ip, str(seconds), str(interval), stop_file or ""],
+    cli = fab.popen(src, RT_PRIO + [PY, "-c", code, "ping", dst.ip, str(seconds), str(interval), stop_file or ""],
                     stdout=subprocess.PIPE)
     out, _ = cli.communicate(timeout=seconds + 10)
     echo.kill()
@@ -269,42 +269,59 @@ def pctl(xs, q):
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-def backlog_sampler(fab, link_name, direction, stop, out, interval=0.005):
-    """Sample the tbf backlog (bytes queued at the bottleneck) until stop is
-    set, appending (t, bytes) to out.  Unlike the UDP probe, this is the queue
-    itself, free of the probe processes' scheduling delay on a busy host.  One
+# Measurement processes run at real-time priority (SCHED_FIFO) when the
+# host allows it: on this 2-core machine the transfers' busy-polling
+# threads keep both cores runnable, and a normal-priority sampler woke
+# every 200 ms instead of every 5 ms.  They sleep between samples, so they
+# take almost nothing from the transfers.
+RT_PRIO = ["chrt", "-f", "20"] if shutil.which("chrt") and os.geteuid() == 0 else []
+
+SAMPLER = r'''
+import os,re,select,subprocess,sys,time
+ns,dev,interval,stop=sys.argv[1],sys.argv[2],float(sys.argv[3]),sys.argv[4]
+tc=subprocess.Popen(["stdbuf","-oL","tc","-n",ns,"-s","-batch","-"],stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,stderr=subprocess.DEVNULL)
+fd,buf,out=tc.stdout.fileno(),b"",[]
+try:
+    while not os.path.exists(stop):
+        t=time.monotonic(); tc.stdin.write(b"qdisc show dev %s\n"%dev.encode()); tc.stdin.flush()
+        while True:
+            m=re.search(rb"backlog (\d+)([KMG]?)b",buf)  # tc writes 45056 as 44Kb
+            if m:
+                n=int(m.group(1))*{b"":1,b"K":1024,b"M":1<<20,b"G":1<<30}[m.group(2)]
+                out.append("%.6f:%d"%(t,n)); buf=buf[m.end():]; break
+            if not select.select([fd],[],[],1.0)[0]: raise SystemExit(0)
+            chunk=os.read(fd,65536)
+            if not chunk: raise SystemExit(0)
+            buf+=chunk
+        time.sleep(interval)
+finally:
+    tc.kill(); print(",".join(out))
+'''
+
+
+def backlog_sampler(fab, link_name, direction, stop_file, interval=0.005):
+    """Start sampling the tbf backlog (bytes queued at the bottleneck) until
+    stop_file exists; returns the process, whose stdout ends with the
+    samples (see backlog_samples()).  Unlike the UDP probe, this is the
+    queue itself, free of the probe processes' scheduling delay.  One
     long-lived `tc -batch` answers every sample: starting a tc process 200
-    times a second would itself take a good part of a core from the transfers
-    it measures (and, measured here, changes their results)."""
-    import re
-    import select
+    times a second would itself take a good part of a core from the
+    transfers it measures (and, measured here, changed their results)."""
     link = fab._targets(link_name)[0]
     ns, dev = fab._rate_target(link, fab._directions(link, direction)[0])
-    tc = subprocess.Popen(["stdbuf", "-oL", "tc", "-n", ns, "-s", "-batch", "-"],
-                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    fd, buf = tc.stdout.fileno(), b""
+    return subprocess.Popen(RT_PRIO + [PY, "-c", SAMPLER, ns, dev, str(interval), stop_file],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
+def backlog_samples(proc, timeout=30):
+    """(t, bytes) pairs from a backlog_sampler() process that was told to stop."""
     try:
-        while not stop.is_set():
-            t = time.monotonic()
-            tc.stdin.write(f"qdisc show dev {dev}\n".encode())
-            tc.stdin.flush()
-            while True:
-                m = re.search(rb"backlog (\d+)b", buf)
-                if m:
-                    out.append((t, int(m.group(1))))
-                    buf = buf[m.end():]
-                    break
-                # never wait on tc for long: a sampler must not hang the bench
-                if not select.select([fd], [], [], 1.0)[0]:
-                    return
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return  # tc went away
-                buf += chunk
-            time.sleep(interval)
-    finally:
-        tc.kill()
-        tc.wait()
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return []
+    return [(float(t), int(b)) for t, b in (x.split(":") for x in out.decode().strip().split(",") if x)]
 
 
 def barrier_coordinator(bar, names, timeout=120):
@@ -324,11 +341,9 @@ def incast_run(fab, proto, nbytes, senders, dst):
     base = [r for _, r in rtt_probe(fab, fab.hosts[3], dst, 0.5)]
     results = {}
     probe = {}
-    stop, backlog = threading.Event(), []
-    bl = threading.Thread(target=backlog_sampler, args=(fab, dst.name, "down", stop, backlog), daemon=True)
-    bl.start()
     bar = tempfile.mkdtemp(prefix="rtfb-bar-")
     probe_stop = os.path.join(bar, "probe-stop")
+    bl = backlog_sampler(fab, dst.name, "down", probe_stop)
     th = threading.Thread(target=lambda: probe.setdefault(
         "rtt", rtt_probe(fab, fab.hosts[3], dst, 300, stop_file=probe_stop)), daemon=True)
     th.start()
@@ -347,11 +362,10 @@ def incast_run(fab, proto, nbytes, senders, dst):
     for t in threads:
         t.join(200)
     coord.join(5)
-    stop.set()
     with open(probe_stop, "w"):
         pass
     th.join(30)
-    bl.join(5)
+    backlog = backlog_samples(bl)
     shutil.rmtree(bar, ignore_errors=True)
     gp = [results[s.name][0].get("goodput_gbps", 0.0) for s in senders]
     secs = [results[s.name][0].get("seconds", 0.0) for s in senders]
@@ -382,6 +396,7 @@ def incast_run(fab, proto, nbytes, senders, dst):
            "probe_base_rtt_us": round(base_min, 1) if base_min else None,
            "probe_p99_rtt_us": round(pctl(rtts, 0.99), 1) if rtts else None,
            "probe_p99_inflation_us": round(pctl(rtts, 0.99) - base_min, 1) if rtts and base_min else None,
+           "probe_samples": len(rtts),
            "ok": all(results[s.name][0].get("ok") for s in senders)}
     if backlog:
         # queueing delay at the 1 Gbit/s bottleneck = backlog * 8 / rate

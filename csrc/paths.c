@@ -25,6 +25,16 @@
  * routes.  A dead route fails again right after probation. */
 #define REPATH_AFTER_STREAK 2
 
+/* The initial window of a peer whose paths each have their own (path
+ * scope), all paths together.  Measured on the incast of issue 3 (three
+ * senders onto a 1 Gbit/s host link): starting each of 16 paths at one
+ * jumbo MSS (142 KB a peer) queued 1.9 ms at the bottleneck for about
+ * 100 ms, which alone made the transfer's p99 queueing delay 650-720 us;
+ * 32 KB a peer gave 360 us, while the 1 Gbit/s-spine spray, the unlimited
+ * fabric and loopback bulk bandwidth were unchanged within their noise
+ * (the window grows by additive increase from there; docs/benchmarks.md). */
+#define RT_PATHS_INIT_BYTES (32u << 10)
+
 int rt_paths_init(struct rt_peer *p, uint64_t now)
 {
 	rt_ctx *ctx = p->ep->ctx;
@@ -55,12 +65,13 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 					     2 * init : ctx->cfg.max_inflight_bytes;
 		p->cc->init(p->cc_state, &cp, now);
 	} else {
-		/* together the paths start with the peer scope's two spray
-		 * units, not one each: an incast of several peers would
-		 * otherwise begin with megabytes queued at the bottleneck.
-		 * Each path's floor is mss/n, so the peer's is one MSS, as in
-		 * peer scope; paths below one MSS pool their windows. */
-		cp.init_cwnd_bytes = 2 * init / n > mss ? 2 * init / n : mss;
+		/* together the paths start with RT_PATHS_INIT_BYTES, not a
+		 * spray unit each: an incast of several peers would otherwise
+		 * begin with megabytes queued at the bottleneck.  Each path's
+		 * floor is mss/n, so the peer's is one MSS, as in peer scope;
+		 * paths below one MSS pool their windows (path_open()). */
+		cp.init_cwnd_bytes = RT_PATHS_INIT_BYTES / n > cp.min_cwnd_bytes ?
+					     RT_PATHS_INIT_BYTES / n : cp.min_cwnd_bytes;
 		for (uint32_t i = 0; i < n; i++)
 			p->cc->init(p->paths[i].cc_state, &cp, now);
 	}
