@@ -179,7 +179,7 @@ struct rt_txpkt {
 };
 
 /* ------------------------------------------------------------- paths */
-#define RT_RTT_BUCKETS 64
+#define RT_RTT_BUCKETS 216 /* 8 per octave up to 2^29 us: paths.c */
 struct rt_path_state {           /* per peer, per path: a flow of its own */
 	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control of this path */
 	uint64_t tx_packets, tx_bytes, acked, losses, retransmits, timeouts;
@@ -195,7 +195,7 @@ struct rt_path_state {           /* per peer, per path: a flow of its own */
 	uint32_t quarantine_streak;      /* quarantines since it last delivered */
 	uint64_t explore_acked;          /* `acked` at the last exploration step */
 	uint64_t rtt_last_us, srtt_us, rttvar_us;
-	uint32_t hist[RT_RTT_BUCKETS]; /* log2-spaced RTT histogram */
+	uint32_t hist[RT_RTT_BUCKETS]; /* log-spaced RTT histogram (paths.c) */
 	bool quarantined;
 };
 

@@ -371,6 +371,14 @@ static void pace(struct rt_peer *p, uint16_t path, uint32_t bytes, uint64_t now)
 	if (!rate)
 		return;
 	uint64_t *next = peer ? &p->pace_next_us : &ps->pace_next_us;
+	if (!peer && rt_path_cwnd(p, path) < p->ep->ctx->max_payload) {
+		/* a path in the pool (paths.c) is clocked by ACKs, not paced:
+		 * charging its sends at its sub-MSS rate would push its next
+		 * slot seconds ahead, and the path would stall once its window
+		 * grew past one MSS and pacing applied again */
+		*next = now;
+		return;
+	}
 	if (*next < now)
 		*next = now;
 	*next += (uint64_t)bytes * 8u * 1000000u / rate;
