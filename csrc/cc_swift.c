@@ -19,6 +19,7 @@
 #define SWIFT_DEF_MAX_CWND (16ull << 20)
 #define SWIFT_DEF_INIT_CWND (64ull << 10)
 #define SWIFT_DEF_MIN_DIV 64u        /* default floor: mss / 64 */
+#define SWIFT_DEF_AI_MAX 1500u       /* default additive increase: min(mss, this) */
 #define SWIFT_DEF_BETA_MILLI 800u
 #define SWIFT_DEF_MAX_MDF_MILLI 500u
 #define SWIFT_ECN_G (1.0 / 16.0)     /* DCTCP EWMA gain per RTT */
@@ -199,7 +200,11 @@ static void swift_init(void *st, const struct rt_cc_params *p, uint64_t now_us)
 	if (minc > maxc)
 		minc = maxc;
 	s->mss = mss;
-	s->ai = p->ai_bytes ? p->ai_bytes : mss;
+	/* one standard frame per RTT, not one jumbo frame: growth in time at
+	 * a given rate must not be six times faster with MTU 9000 (measured
+	 * on the incast of issue 3: ai = 9 KB swung the queue to 2x ai's
+	 * worth; docs/benchmarks.md) */
+	s->ai = p->ai_bytes ? p->ai_bytes : (mss < SWIFT_DEF_AI_MAX ? mss : SWIFT_DEF_AI_MAX);
 	s->min_cwnd = (double)minc;
 	s->max_cwnd = (double)maxc;
 	s->beta = (beta > 1000 ? 1000 : beta) / 1000.0;
@@ -225,7 +230,8 @@ static void swift_init(void *st, const struct rt_cc_params *p, uint64_t now_us)
  * The target is target_delay plus flow scaling (up to 2x for windows
  * near 0.1 MSS, nothing from 100 MSS up).  Below target and without CE
  * marks: additive increase of ai bytes per RTT (per ACK ai*acked/cwnd;
- * below one MSS ai*acked/mss, at most doubling the window).  At or above
+ * below one MSS ai*acked/mss, at most doubling the window; as a share of a
+ * pooled flow, ack->flow_cwnd_bytes, ai*acked/flow_cwnd).  At or above
  * target: multiplicative decrease by max(1 - beta*(delay-target)/delay,
  * 1 - max_mdf).  CE-marked bytes update alpha and ask for a decrease by
  * alpha/2; when both signals ask, the larger decrease wins.  At most one
@@ -291,7 +297,16 @@ static void swift_on_ack(void *st, const struct rt_cc_ack *ack)
 	if (!congested) {
 		double inc;
 
-		if (s->cwnd >= s->mss) {
+		if (ack->flow_cwnd_bytes) {
+			/* a share of a pooled flow: the flow as a whole
+			 * grows by ai per RTT, as one flow would, not ai
+			 * per share (each share sees about one ACK per RTT,
+			 * so the fractional rule would grow the pool by ai
+			 * per path and RTT, n times too fast) */
+			inc = s->ai * acked / (double)ack->flow_cwnd_bytes;
+			if (inc > s->cwnd)
+				inc = s->cwnd;
+		} else if (s->cwnd >= s->mss) {
 			inc = s->ai * acked / s->cwnd;
 		} else {
 			/* Swift's fractional rule: ai per packet ACKed */

@@ -275,6 +275,7 @@ struct rt_peer {
 	struct rt_path_state *paths;     /* [ctx->npaths] */
 	uint64_t cc_state[RT_CC_STATE_MAX / 8]; /* congestion control (scope peer) */
 	uint64_t pace_next_us;           /* pacing (scope peer) */
+	uint64_t pool_next_us;           /* pool below one MSS: next send (paths.c) */
 	/* exploration (rt_path_explore) */
 	uint64_t explore_at_us, explore_last_us;
 	uint64_t explore_rate;           /* packets/s delivered in the last step */
@@ -528,6 +529,8 @@ RT_HIDDEN uint16_t rt_path_pick(struct rt_peer *p, uint64_t now);  /* control pa
 RT_HIDDEN uint64_t rt_path_cwnd(const struct rt_peer *p, uint16_t path);
 /* the pooled window of a peer's sub-MSS paths, at least one MSS (paths.c) */
 RT_HIDDEN uint64_t rt_path_pool_cwnd(const struct rt_peer *p);
+/* a pool member sent @bytes: paces the pool while its window is under one MSS */
+RT_HIDDEN void rt_pool_sent(struct rt_peer *p, uint32_t bytes, uint64_t now);
 /* congestion control state that governs @path: the peer's or the path's */
 static inline bool rt_cc_per_peer(const struct rt_peer *p)
 {

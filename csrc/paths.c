@@ -35,6 +35,10 @@
  * (the window grows by additive increase from there; docs/benchmarks.md). */
 #define RT_PATHS_INIT_BYTES (32u << 10)
 
+/* A path-scope peer's smallest window, all paths together: one MSS over
+ * this.  See "The pool" below and docs/benchmarks.md (incast). */
+#define RT_POOL_FLOOR_DIV 16u
+
 int rt_paths_init(struct rt_peer *p, uint64_t now)
 {
 	rt_ctx *ctx = p->ep->ctx;
@@ -57,8 +61,13 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 		.min_cwnd_bytes = mss,
 		.max_cwnd_bytes = ctx->cfg.max_inflight_bytes,
 	};
-	if (!rt_cc_per_peer(p) && n > 1)
-		cp.min_cwnd_bytes = mss / n; /* sub-MSS windows pool: see path_open() */
+	if (!rt_cc_per_peer(p) && n > 1) {
+		/* sub-MSS windows pool (path_open()); the pool may fall to
+		 * 1/RT_POOL_FLOOR_DIV of an MSS, one packet that often per RTT */
+		cp.min_cwnd_bytes = mss / n / RT_POOL_FLOOR_DIV;
+		if (!cp.min_cwnd_bytes)
+			cp.min_cwnd_bytes = 1;
+	}
 	if (rt_cc_per_peer(p)) {
 		/* one window for the peer: room for two spray units to start */
 		cp.init_cwnd_bytes = 2 * init < ctx->cfg.max_inflight_bytes ?
@@ -119,17 +128,19 @@ static bool flow_open(const struct rt_peer *p, uint64_t pace_next_us, bool idle,
 }
 
 /*
- * The pool.  A path's window may shrink below one MSS (to mss/n, so the
- * peer's floor is one MSS, not n): when n path flows share one bottleneck
- * - an incast onto a host link - n one-MSS floors per sender would be a
- * standing queue no controller can drain.  A path's own sub-MSS window
- * cannot clock packets (it would have to be paced one packet per several
- * RTTs, on timers this host keeps late), so the sub-MSS paths of a peer
- * pool their windows: together they may have as many bytes in flight as
- * their windows add up to (at least one MSS), one packet per path at a
- * time, sent as ACKs free room.  Each path still grows and shrinks its
- * share from its own RTT samples, so a path behind a longer queue gets
- * less of the pool.
+ * The pool.  A path's window may shrink below one MSS (to mss/n/16, so the
+ * peer's floor is a sixteenth of an MSS, not n MSS): when n path flows
+ * share one bottleneck - an incast onto a host link - n one-MSS floors per
+ * sender would be a standing queue no controller can drain.  A path's own
+ * sub-MSS window cannot clock packets (each path would be paced to one
+ * packet per many RTTs, on timers this host keeps late), so the sub-MSS
+ * paths of a peer pool their windows: together they may have as many bytes
+ * in flight as their windows add up to, one packet per path at a time,
+ * sent as ACKs free room.  While the pool's sum is under one MSS it sends
+ * one packet at a time, paced to that sum per smoothed RTT
+ * (rt_pool_sent()): Swift's fractional window, for the peer as a whole.
+ * Each path still grows and shrinks its share from its own RTT samples,
+ * so a path behind a longer queue gets less of the pool.
  */
 struct pool {
 	uint64_t win, inflight, mss;
@@ -151,9 +162,27 @@ static void pool_sums(const struct rt_peer *p, struct pool *pl)
 	}
 }
 
-static bool pool_room(const struct pool *pl)
+static bool pool_room(const struct rt_peer *p, const struct pool *pl, uint64_t now)
 {
-	return pl->inflight < (pl->win > pl->mss ? pl->win : pl->mss);
+	if (pl->win >= pl->mss)
+		return pl->inflight < pl->win;
+	/* under one MSS: one packet at a time, paced (rt_pool_sent()) */
+	return !pl->inflight && now >= p->pool_next_us;
+}
+
+/**
+ * rt_pool_sent() - a path in @p's pool sent @bytes at @now.
+ *
+ * While the pool's windows add up to less than one MSS, the next pool
+ * packet may leave only after bytes * srtt / sum (the sum's rate); at one
+ * MSS or more the pool is clocked by ACKs alone and this does nothing.
+ */
+void rt_pool_sent(struct rt_peer *p, uint32_t bytes, uint64_t now)
+{
+	struct pool pl;
+	pool_sums(p, &pl);
+	if (pl.win && pl.win < pl.mss && p->srtt_us)
+		p->pool_next_us = now + (uint64_t)bytes * p->srtt_us / pl.win;
 }
 
 uint64_t rt_path_pool_cwnd(const struct rt_peer *p)
@@ -171,7 +200,7 @@ static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now,
 		return true; /* the peer's window and pacer decide */
 	uint64_t w = rt_path_cwnd(p, (uint16_t)i);
 	if (w < pl->mss)
-		return !ps->inflight && pool_room(pl);
+		return !ps->inflight && pool_room(p, pl, now);
 	return flow_open(p, ps->pace_next_us, !ps->inflight, ps->inflight_bytes, w, now);
 }
 
@@ -260,9 +289,9 @@ uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
 		const struct rt_path_state *ps = &p->paths[i];
 		uint64_t d = ps->quarantined ? ps->quarantine_until : ps->pace_next_us;
 		if (!ps->quarantined && rt_path_cwnd(p, (uint16_t)i) < pl.mss) {
-			if (ps->inflight || !pool_room(&pl))
+			if (ps->inflight || (pl.win >= pl.mss ? pl.inflight >= pl.win : pl.inflight != 0))
 				continue; /* in the pool: waits for an ACK */
-			d = now;
+			d = pl.win < pl.mss && p->pool_next_us > now ? p->pool_next_us : now;
 		}
 		if (ps->inflight && ps->inflight_bytes >= rt_path_cwnd(p, (uint16_t)i))
 			continue; /* waits for an ACK, not for time */
@@ -509,6 +538,12 @@ void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *out, int n)
 			o->quarantined |= ps->quarantined && ps->quarantine_until > ctx->now_us;
 			if (ps->rtt_last_us)
 				o->rtt_last_us = ps->rtt_last_us;
+			if (!rt_cc_per_peer(ep->peers[k]))
+				o->cwnd_bytes += rt_path_cwnd(ep->peers[k], (uint16_t)i);
+			/* the RTT of the path's most recent peer */
+			if (ps->srtt_us)
+				o->srtt_us = ps->srtt_us;
+			o->inflight_bytes += ps->inflight_bytes;
 			for (int b = 0; b < RT_RTT_BUCKETS; b++)
 				hist[b] += ps->hist[b];
 		}

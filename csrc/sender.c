@@ -377,6 +377,7 @@ static void pace(struct rt_peer *p, uint16_t path, uint32_t bytes, uint64_t now)
 		 * slot seconds ahead, and the path would stall once its window
 		 * grew past one MSS and pacing applied again */
 		*next = now;
+		rt_pool_sent(p, bytes, now);
 		return;
 	}
 	if (*next < now)

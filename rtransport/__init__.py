@@ -14,7 +14,7 @@ The thin 1:1 C binding is available as ``rtransport.ffi`` / ``rtransport.lib``
 (the cffi module ``rtransport._rt``).
 """
 
-__version__ = "0.2.2"
+__version__ = "0.2.3"
 
 from ._rt import ffi, lib  # noqa: E402  (the compiled C core)
 from .errors import (  # noqa: E402

@@ -279,6 +279,9 @@ struct rt_path_stats {
 	uint64_t explore_moves; /* of those, moves by exploration (rt_path_explore) */
 	uint64_t ctl_packets;   /* ACKs and NAKs sent on this path (since 0.2.2) */
 	uint64_t ctl_bytes;
+	uint64_t cwnd_bytes;    /* since 0.2.3 */
+	uint64_t srtt_us;
+	uint64_t inflight_bytes;
 	...;
 };
 int rt_ep_path_stats(rt_ep *ep, struct rt_path_stats *ps, int n, size_t entry_size);

@@ -649,6 +649,11 @@ def test_stats__counters_move_sensibly(pair):
     ps = pair.ea.path_stats()
     assert len(ps) == pair.A.info()["num_paths"]
     assert sum(p["tx_packets"] for p in ps) >= npkts
+    # path scope (the default): each path has its own window and RTT; all
+    # acknowledged, nothing is in flight
+    assert all(p["cwnd_bytes"] > 0 for p in ps)
+    assert any(p["srtt_us"] > 0 for p in ps if p["acked_packets"])
+    assert all(p["inflight_bytes"] == 0 for p in ps)
     # the receiver's paths carry its ACKs (and NAKs): counted per path
     pb = pair.eb.path_stats()
     assert sum(p["ctl_packets"] for p in pb) == b["acks_sent"] + b["naks_sent"]

@@ -412,6 +412,10 @@ struct rt_path_stats {
 	uint64_t explore_moves; /* of those, moves by exploration (rt_path_explore) */
 	uint64_t ctl_packets;   /* ACKs and NAKs sent on this path (since 0.2.2) */
 	uint64_t ctl_bytes;     /* their bytes (headers only: they carry no payload) */
+	/* since 0.2.3 (window and bytes in flight summed over the peers) */
+	uint64_t cwnd_bytes;    /* congestion window (cc_scope path; 0 with peer) */
+	uint64_t srtt_us;       /* smoothed RTT, of the last peer with a sample */
+	uint64_t inflight_bytes;
 };
 /**
  * rt_ep_path_stats() - per-path state of @ep.
