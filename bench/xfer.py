@@ -209,13 +209,20 @@ def rt_send(args) -> dict:
         deadline = t0 + args.max_seconds
         if args.mark_file:
             put_file(args.mark_file, b"%f" % t0)
+        win_every = args.window_sample_ms / 1000.0
+        win_next, win_min, win_n = t0, None, 0
         while done < nchunks:
+            if win_every and time.monotonic() >= win_next:
+                w = sum(x["cwnd_bytes"] for x in ep.path_stats())
+                win_min = w if win_min is None else min(win_min, w)
+                win_n += 1
+                win_next = time.monotonic() + win_every
             while posted < nchunks and posted - done < args.depth:
                 off = posted * chunk
                 ln = min(chunk, n - off)
                 ep.post_write(peer, mr, off, ln, remote=desc, remote_offset=off, wr_id=posted)
                 posted += 1
-            for c in ep.cq.wait(timeout=0.2):
+            for c in ep.cq.wait(timeout=min(0.2, win_every) if win_every else 0.2):
                 if not c.ok:
                     return {"ok": False, "error": f"write {c.wr_id} failed: {c.status}",
                             "stats": ep.stats()}
@@ -243,6 +250,7 @@ def rt_send(args) -> dict:
                 "seconds": t1 - t0, "io": io, "goodput_gbps": n * 8 / (t1 - t0) / 1e9,
                 "series_gbps": series(events, t0, args.bin_ms), "bin_ms": args.bin_ms,
                 "t0": t0, "t1": t1, "stats": st, "path_stats": ep.path_stats(),
+                "min_window_bytes": win_min, "window_samples": win_n,
                 "spurious_pct": 100.0 * st["duplicates"] / max(1, st["tx_packets"])}
 
 
@@ -339,6 +347,9 @@ def main(argv=None) -> int:
                     help="directory shared by the processes of a multi-sender run: senders start "
                          "together when DIR/go appears, receivers verify when DIR/verify appears")
     ap.add_argument("--out", default=None, help="write the JSON result here too")
+    ap.add_argument("--window-sample-ms", type=float, default=0.0,
+                    help="sender: every MS ms, sum the paths' congestion windows "
+                         "(path_stats cwnd_bytes); report the smallest as min_window_bytes")
     args = ap.parse_args(argv)
     fn = {("rt", "serve"): rt_serve, ("rt", "send"): rt_send,
           ("tcp", "serve"): tcp_serve, ("tcp", "send"): tcp_send}[(args.proto, args.role)]

@@ -174,15 +174,22 @@ static bool pool_room(const struct rt_peer *p, const struct pool *pl, uint64_t n
  * rt_pool_sent() - a path in @p's pool sent @bytes at @now.
  *
  * While the pool's windows add up to less than one MSS, the next pool
- * packet may leave only after bytes * srtt / sum (the sum's rate); at one
- * MSS or more the pool is clocked by ACKs alone and this does nothing.
+ * packet may leave only after bytes * srtt / sum (the sum's rate), at most
+ * timeout_ms / 8; at one MSS or more the pool is clocked by ACKs alone and
+ * this does nothing.
  */
 void rt_pool_sent(struct rt_peer *p, uint32_t bytes, uint64_t now)
 {
 	struct pool pl;
 	pool_sums(p, &pl);
-	if (pl.win && pl.win < pl.mss && p->srtt_us)
-		p->pool_next_us = now + (uint64_t)bytes * p->srtt_us / pl.win;
+	if (pl.win && pl.win < pl.mss && p->srtt_us) {
+		uint64_t gap = (uint64_t)bytes * p->srtt_us / pl.win;
+		/* a peer with work that hears nothing for timeout_ms fails:
+		 * never let the pacer alone come near that (a floor window
+		 * after RTOs, with a long srtt, would ask for seconds) */
+		uint64_t cap = (uint64_t)p->ep->ctx->cfg.timeout_ms * 1000 / 8;
+		p->pool_next_us = now + (gap < cap ? gap : cap);
+	}
 }
 
 uint64_t rt_path_pool_cwnd(const struct rt_peer *p)

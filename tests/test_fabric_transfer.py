@@ -219,3 +219,66 @@ def test_fabric_transfer__acks_blackholed_on_one_spine(fab):
     # about 5,800 packets (0.02-6.2 %) in seven runs; mass retransmission
     # would be most of them
     assert st["retransmits"] <= 0.2 * st["tx_packets"], st
+
+
+def test_fabric_transfer__incast_pools_sub_mss_windows(fab):
+    """Three senders (h0, h1, h3) write 8 MiB each into h2, whose link is
+    limited to 100 Mbit/s: a fair share's bandwidth-delay product is a
+    fraction of one 9000-byte frame, so each sender's 16 path windows must
+    add up to less than one MSS (the pool, csrc/paths.c) to keep the queue
+    near the target.  Every transfer must end bit-exact with no peer
+    failure - with the pool's packets sent one at a time and paced - and
+    at least one sender must have been seen below one MSS in all.  (A
+    pool member once charged its sends to its own sub-MSS pacer, which
+    pushed its next slot seconds ahead; max-seconds bounds such a stall.)"""
+    h2 = fab.hosts[2]
+    senders = [fab.hosts[0], fab.hosts[1], fab.hosts[3]]
+    nbytes = 8 << 20
+    fab.set_rate(h2.name, "100mbit", direction="down")
+    bar = tempfile.mkdtemp(prefix="rtft-bar-")
+    dirs, procs = [], []
+    env = dict(os.environ, PYTHONSAFEPATH="1")
+    try:
+        for s in senders:
+            d = tempfile.mkdtemp(prefix="rtft-")
+            dirs.append(d)
+            common = ["--dir", d, "--bytes", str(nbytes), "--max-seconds", "60",
+                      "--timeout-ms", "5000", "--barrier", bar]
+            srv = fab.popen(h2, [sys.executable, XFER, "serve", "--bind", h2.ip] + common,
+                            stdout=subprocess.PIPE, env=env)
+            cli = fab.popen(s, [sys.executable, XFER, "send", "--bind", s.ip,
+                                "--window-sample-ms", "10"] + common,
+                            stdout=subprocess.PIPE, env=env)
+            procs.append((cli, srv))
+        # the barrier (bench/xfer.py --barrier): go once all senders are
+        # set up, verify once all have finished
+        for step, then in (("ready", "go"), ("done", "verify")):
+            end = time.monotonic() + 90
+            while not all(os.path.exists(os.path.join(bar, f"{step}.{s.ip}")) for s in senders):
+                assert time.monotonic() < end, f"senders not {step} within 90 s"
+                assert all(c.poll() is None or c.returncode == 0 for c, _ in procs), "a sender died"
+                time.sleep(0.01)
+            with open(os.path.join(bar, then), "w") as f:
+                f.write("1")
+        results = []
+        for cli, srv in procs:
+            co, _ = cli.communicate(timeout=60)
+            so, _ = srv.communicate(timeout=60)
+            results.append((json.loads(co.decode().strip().splitlines()[-1]),
+                            json.loads(so.decode().strip().splitlines()[-1])))
+    finally:
+        for cli, srv in procs:
+            for p in (cli, srv):
+                if p.poll() is None:
+                    p.kill()
+        for d in dirs + [bar]:
+            shutil.rmtree(d, ignore_errors=True)
+        fab.restore()
+    for send, recv in results:
+        assert send.get("ok"), send
+        assert recv.get("ok") and recv.get("bit_exact") and recv["bytes"] == nbytes, recv
+        assert send["stats"]["peers_failed"] == 0, send["stats"]
+        assert send["window_samples"] > 0, send
+    mins = [send["min_window_bytes"] for send, _ in results]
+    print("smallest window sum per sender (bytes):", mins)
+    assert min(mins) < 8000, mins  # below one jumbo MSS (~8.9 KB)
