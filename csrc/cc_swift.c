@@ -231,7 +231,8 @@ static void swift_init(void *st, const struct rt_cc_params *p, uint64_t now_us)
  * near 0.1 MSS, nothing from 100 MSS up).  Below target and without CE
  * marks: additive increase of ai bytes per RTT (per ACK ai*acked/cwnd;
  * below one MSS ai*acked/mss, at most doubling the window; as a share of a
- * pooled flow, ack->flow_cwnd_bytes, ai*acked/flow_cwnd).  At or above
+ * pooled flow, ack->flow_cwnd_bytes, ai*acked/flow_cwnd, at most doubling
+ * the flow).  At or above
  * target: multiplicative decrease by max(1 - beta*(delay-target)/delay,
  * 1 - max_mdf).  CE-marked bytes update alpha and ask for a decrease by
  * alpha/2; when both signals ask, the larger decrease wins.  At most one
@@ -304,8 +305,12 @@ static void swift_on_ack(void *st, const struct rt_cc_ack *ack)
 			 * so the fractional rule would grow the pool by ai
 			 * per path and RTT, n times too fast) */
 			inc = s->ai * acked / (double)ack->flow_cwnd_bytes;
-			if (inc > s->cwnd)
-				inc = s->cwnd;
+			/* at most doubling the flow, not the share: a share at
+			 * its floor (a few bytes) must be able to take ai, or a
+			 * pool reset by RTOs would need hundreds of RTTs to
+			 * get back to one MSS */
+			if (inc > (double)ack->flow_cwnd_bytes)
+				inc = (double)ack->flow_cwnd_bytes;
 		} else if (s->cwnd >= s->mss) {
 			inc = s->ai * acked / s->cwnd;
 		} else {

@@ -124,7 +124,6 @@ static int cq_try(struct rt_cq *cq, struct rt_wc *wc, int n)
 	return k;
 }
 
-/* Run one engine iteration if nobody else is running one. */
 /* drive() - one engine pass if nobody else is making one; returns the
  * pass's work count (0 when the engine was busy elsewhere). */
 static int drive(rt_ctx *ctx)

@@ -77,8 +77,9 @@ int rt_paths_init(struct rt_peer *p, uint64_t now)
 		/* together the paths start with RT_PATHS_INIT_BYTES, not a
 		 * spray unit each: an incast of several peers would otherwise
 		 * begin with megabytes queued at the bottleneck.  Each path's
-		 * floor is mss/n, so the peer's is one MSS, as in peer scope;
-		 * paths below one MSS pool their windows (path_open()). */
+		 * floor is mss/n/RT_POOL_FLOOR_DIV, so the peer's is a
+		 * sixteenth of an MSS; paths below one MSS pool their windows
+		 * (path_open()). */
 		cp.init_cwnd_bytes = RT_PATHS_INIT_BYTES / n > cp.min_cwnd_bytes ?
 					     RT_PATHS_INIT_BYTES / n : cp.min_cwnd_bytes;
 		for (uint32_t i = 0; i < n; i++)
@@ -110,21 +111,26 @@ static bool path_usable(struct rt_path_state *ps, uint64_t now)
  * deferral: ACK clocking would otherwise cut the flow into tiny bursts
  * and each of them costs a system call and a trip through the stack.
  */
+/* window_shut() - the window, not time, keeps a flow with packets in
+ * flight from sending: it is full, or its room is not yet worth a batch. */
+static bool window_shut(const struct rt_peer *p, uint64_t inflight_bytes, uint64_t w)
+{
+	if (inflight_bytes >= w)
+		return true; /* window full */
+	if (p->ep->ctx->cfg.spray_unit == 0 && p->ep->ctx->io.gso) {
+		uint64_t want = w / 2 < RT_GSO_MAX_BYTES ? w / 2 : RT_GSO_MAX_BYTES;
+		if (w - inflight_bytes < want)
+			return true;
+	}
+	return false;
+}
+
 static bool flow_open(const struct rt_peer *p, uint64_t pace_next_us, bool idle,
 		      uint64_t inflight_bytes, uint64_t w, uint64_t now)
 {
 	if (pace_next_us > now)
 		return false;
-	if (idle)
-		return true;
-	if (inflight_bytes >= w)
-		return false; /* window full */
-	if (p->ep->ctx->cfg.spray_unit == 0 && p->ep->ctx->io.gso) {
-		uint64_t want = w / 2 < RT_GSO_MAX_BYTES ? w / 2 : RT_GSO_MAX_BYTES;
-		if (w - inflight_bytes < want)
-			return false;
-	}
-	return true;
+	return idle || !window_shut(p, inflight_bytes, w);
 }
 
 /*
@@ -192,6 +198,9 @@ void rt_pool_sent(struct rt_peer *p, uint32_t bytes, uint64_t now)
 	}
 }
 
+/* The pool's window for flow scaling and additive increase: at least one
+ * MSS, so that a pool below one MSS does not raise its own target delay
+ * towards 2x (measured: the incast queue is lower this way). */
 uint64_t rt_path_pool_cwnd(const struct rt_peer *p)
 {
 	struct pool pl;
@@ -234,6 +243,9 @@ int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 	struct pool pl;
 	if (!peer_open(p, now))
 		return -1;
+	if (!rt_cc_per_peer(p)) /* release expired quarantines before summing the pool */
+		for (uint32_t i = 0; i < n; i++)
+			path_usable(&p->paths[i], now);
 	pool_sums(p, &pl);
 	if (rt_cc_per_peer(p)) {
 		uint32_t best = UINT32_MAX;
@@ -286,7 +298,7 @@ uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
 {
 	uint64_t t = UINT64_MAX;
 	if (rt_cc_per_peer(p)) {
-		if (p->inflight_pkts && p->inflight_bytes >= rt_path_cwnd(p, 0))
+		if (p->inflight_pkts && window_shut(p, p->inflight_bytes, rt_path_cwnd(p, 0)))
 			return t; /* waits for an ACK, not for time */
 		return p->pace_next_us > now ? p->pace_next_us : now;
 	}
@@ -299,8 +311,7 @@ uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
 			if (ps->inflight || (pl.win >= pl.mss ? pl.inflight >= pl.win : pl.inflight != 0))
 				continue; /* in the pool: waits for an ACK */
 			d = pl.win < pl.mss && p->pool_next_us > now ? p->pool_next_us : now;
-		}
-		if (ps->inflight && ps->inflight_bytes >= rt_path_cwnd(p, (uint16_t)i))
+		} else if (ps->inflight && window_shut(p, ps->inflight_bytes, rt_path_cwnd(p, (uint16_t)i)))
 			continue; /* waits for an ACK, not for time */
 		if (d < now)
 			d = now;
@@ -547,7 +558,7 @@ void rt_path_stats_fill(struct rt_ep *ep, struct rt_path_stats *out, int n)
 				o->rtt_last_us = ps->rtt_last_us;
 			if (!rt_cc_per_peer(ep->peers[k]))
 				o->cwnd_bytes += rt_path_cwnd(ep->peers[k], (uint16_t)i);
-			/* the RTT of the path's most recent peer */
+			/* the RTT of the highest-numbered peer with a sample */
 			if (ps->srtt_us)
 				o->srtt_us = ps->srtt_us;
 			o->inflight_bytes += ps->inflight_bytes;
