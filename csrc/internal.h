@@ -527,6 +527,8 @@ RT_HIDDEN int rt_paths_init(struct rt_peer *p, uint64_t now);
 RT_HIDDEN int rt_path_pick_tx(struct rt_peer *p, uint64_t now); /* -1: none open */
 RT_HIDDEN uint16_t rt_path_pick(struct rt_peer *p, uint64_t now);  /* control packets */
 RT_HIDDEN uint64_t rt_path_cwnd(const struct rt_peer *p, uint16_t path);
+/* @path's window is below one MSS, so it sends from the peer's pool (paths.c) */
+RT_HIDDEN bool rt_path_pooled(const struct rt_peer *p, uint16_t path);
 /* the pooled window of a peer's sub-MSS paths, at least one MSS (paths.c) */
 RT_HIDDEN uint64_t rt_path_pool_cwnd(const struct rt_peer *p);
 /* a pool member sent @bytes: paces the pool while its window is under one MSS */

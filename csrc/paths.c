@@ -149,23 +149,36 @@ static bool flow_open(const struct rt_peer *p, uint64_t pace_next_us, bool idle,
  * so a path behind a longer queue gets less of the pool.
  */
 struct pool {
+	bool summed;  /* win and inflight are filled in (pool_get()) */
 	uint64_t win, inflight, mss;
 };
 
+bool rt_path_pooled(const struct rt_peer *p, uint16_t path)
+{
+	return !rt_cc_per_peer(p) && rt_path_cwnd(p, path) < p->ep->ctx->max_payload;
+}
+
 static void pool_sums(const struct rt_peer *p, struct pool *pl)
 {
+	pl->summed = true;
 	pl->win = pl->inflight = 0;
 	pl->mss = p->ep->ctx->max_payload;
-	if (rt_cc_per_peer(p))
-		return;
 	for (uint32_t i = 0; i < p->ep->ctx->npaths; i++) {
 		const struct rt_path_state *ps = &p->paths[i];
-		uint64_t w = rt_path_cwnd(p, (uint16_t)i);
-		if (w < pl->mss && !ps->quarantined) {
-			pl->win += w;
+		if (!ps->quarantined && rt_path_pooled(p, (uint16_t)i)) {
+			pl->win += rt_path_cwnd(p, (uint16_t)i);
 			pl->inflight += ps->inflight_bytes;
 		}
 	}
+}
+
+/* pool_get() - @pl summed on first use: a peer whose paths all have a
+ * window of an MSS or more (any fast transfer) never pays for it. */
+static const struct pool *pool_get(const struct rt_peer *p, struct pool *pl)
+{
+	if (!pl->summed)
+		pool_sums(p, pl);
+	return pl;
 }
 
 static bool pool_room(const struct rt_peer *p, const struct pool *pl, uint64_t now)
@@ -208,16 +221,21 @@ uint64_t rt_path_pool_cwnd(const struct rt_peer *p)
 	return pl.win > pl.mss ? pl.win : pl.mss;
 }
 
-static bool path_open(const struct rt_peer *p, uint32_t i, uint64_t now,
-		      const struct pool *pl)
+static bool path_open(struct rt_peer *p, uint32_t i, uint64_t now, struct pool *pl)
 {
 	const struct rt_path_state *ps = &p->paths[i];
 	if (rt_cc_per_peer(p))
 		return true; /* the peer's window and pacer decide */
-	uint64_t w = rt_path_cwnd(p, (uint16_t)i);
-	if (w < pl->mss)
-		return !ps->inflight && pool_room(p, pl, now);
-	return flow_open(p, ps->pace_next_us, !ps->inflight, ps->inflight_bytes, w, now);
+	if (rt_path_pooled(p, (uint16_t)i)) {
+		if (ps->inflight)
+			return false;
+		if (!pl->summed) /* release expired quarantines before summing */
+			for (uint32_t k = 0; k < p->ep->ctx->npaths; k++)
+				path_usable(&p->paths[k], now);
+		return pool_room(p, pool_get(p, pl), now);
+	}
+	return flow_open(p, ps->pace_next_us, !ps->inflight, ps->inflight_bytes,
+			 rt_path_cwnd(p, (uint16_t)i), now);
 }
 
 static bool peer_open(const struct rt_peer *p, uint64_t now)
@@ -240,13 +258,9 @@ int rt_path_pick_tx(struct rt_peer *p, uint64_t now)
 	uint32_t n = p->ep->ctx->npaths;
 	uint32_t usable = 0, fallback = UINT32_MAX;
 	uint64_t fb_until = UINT64_MAX;
-	struct pool pl;
+	struct pool pl = { .summed = false };
 	if (!peer_open(p, now))
 		return -1;
-	if (!rt_cc_per_peer(p)) /* release expired quarantines before summing the pool */
-		for (uint32_t i = 0; i < n; i++)
-			path_usable(&p->paths[i], now);
-	pool_sums(p, &pl);
 	if (rt_cc_per_peer(p)) {
 		uint32_t best = UINT32_MAX;
 		uint64_t best_bytes = UINT64_MAX;
@@ -302,15 +316,15 @@ uint64_t rt_paths_next_send(const struct rt_peer *p, uint64_t now)
 			return t; /* waits for an ACK, not for time */
 		return p->pace_next_us > now ? p->pace_next_us : now;
 	}
-	struct pool pl;
-	pool_sums(p, &pl);
+	struct pool pool = { .summed = false };
 	for (uint32_t i = 0; i < p->ep->ctx->npaths; i++) {
 		const struct rt_path_state *ps = &p->paths[i];
 		uint64_t d = ps->quarantined ? ps->quarantine_until : ps->pace_next_us;
-		if (!ps->quarantined && rt_path_cwnd(p, (uint16_t)i) < pl.mss) {
-			if (ps->inflight || (pl.win >= pl.mss ? pl.inflight >= pl.win : pl.inflight != 0))
+		if (!ps->quarantined && rt_path_pooled(p, (uint16_t)i)) {
+			const struct pool *pl = pool_get(p, &pool);
+			if (ps->inflight || (pl->win >= pl->mss ? pl->inflight >= pl->win : pl->inflight != 0))
 				continue; /* in the pool: waits for an ACK */
-			d = pl.win < pl.mss && p->pool_next_us > now ? p->pool_next_us : now;
+			d = pl->win < pl->mss && p->pool_next_us > now ? p->pool_next_us : now;
 		} else if (ps->inflight && window_shut(p, ps->inflight_bytes, rt_path_cwnd(p, (uint16_t)i)))
 			continue; /* waits for an ACK, not for time */
 		if (d < now)

@@ -371,7 +371,7 @@ static void pace(struct rt_peer *p, uint16_t path, uint32_t bytes, uint64_t now)
 	if (!rate)
 		return;
 	uint64_t *next = peer ? &p->pace_next_us : &ps->pace_next_us;
-	if (!peer && rt_path_cwnd(p, path) < p->ep->ctx->max_payload) {
+	if (rt_path_pooled(p, path)) {
 		/* a path in the pool (paths.c) is clocked by ACKs, not paced:
 		 * charging its sends at its sub-MSS rate would push its next
 		 * slot seconds ahead, and the path would stall once its window
@@ -813,7 +813,8 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 			if (!pa[i].bytes)
 				continue;
 			struct rt_path_state *ps = &p->paths[i];
-			if (!pool && rt_path_cwnd(p, (uint16_t)i) < ep->ctx->max_payload)
+			bool pooled = rt_path_pooled(p, (uint16_t)i);
+			if (pooled && !pool)
 				pool = rt_path_pool_cwnd(p);
 			struct rt_cc_ack ca = {
 				.now_us = now,
@@ -823,8 +824,7 @@ void rt_tx_on_ack(struct rt_peer *p, const struct rt_hdr *h, const struct rt_ack
 				.srtt_us = ps->srtt_us ? ps->srtt_us : p->srtt_us,
 				.inflight_bytes = ps->inflight_bytes,
 				.ecn_ce_bytes = ce_bytes * pa[i].bytes / acc.bytes,
-				.flow_cwnd_bytes = rt_path_cwnd(p, (uint16_t)i) <
-							   ep->ctx->max_payload ? pool : 0,
+				.flow_cwnd_bytes = pooled ? pool : 0,
 			};
 			p->cc->on_ack(ps->cc_state, &ca);
 		}
