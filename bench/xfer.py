@@ -351,6 +351,8 @@ def main(argv=None) -> int:
                     help="sender: every MS ms, sum the paths' congestion windows "
                          "(path_stats cwnd_bytes); report the smallest as min_window_bytes")
     args = ap.parse_args(argv)
+    if args.window_sample_ms < 0:
+        ap.error(f"--window-sample-ms must be >= 0 (0 = off), not {args.window_sample_ms:g}")
     fn = {("rt", "serve"): rt_serve, ("rt", "send"): rt_send,
           ("tcp", "serve"): tcp_serve, ("tcp", "send"): tcp_send}[(args.proto, args.role)]
     try:
